@@ -1,0 +1,399 @@
+"""Image classification end to end: train, evaluate, classify.
+
+Each function here is what one command line does (``striate train image``, ``striate
+eval``, ``striate classify``), callable from Python with the same arguments::
+
+    from striate.apps import image_classification as ic
+    result = ic.train(ic.ImageTrainConfig(model="lenet5", data="mnist", augment="rotate"))
+    report = ic.evaluate(result.run)
+    ic.classify(result.run, ["digit.png"])  # top-5 classes with probabilities per image
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from striate import __version__
+from striate.artifacts.atomic import write_json
+from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
+from striate.artifacts.plots import plot_confusion
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, new_run, open_run
+from striate.data.batching import StreamBatches, TensorBatches
+from striate.data.sources.base import ImageData
+from striate.data.sources.images import (
+    ImageFolderStream,
+    estimate_folder_bytes,
+    load_image_data,
+    read_image_file,
+)
+from striate.data.transforms.augment import build_augmentation
+from striate.data.transforms.functional import channel_mean_std, to_square
+from striate.engine.device import resolve_device
+from striate.engine.distributed import init_distributed
+from striate.engine.loop import EngineConfig, FitResult, fit
+from striate.engine.loop import evaluate as evaluate_batches
+from striate.engine.steps import ClassificationStep
+from striate.errors import StriateError
+from striate.models import create_model, get_model_spec
+from striate.models.classifier import ImageClassifier
+
+KIND = "image-classification"
+
+
+@dataclass
+class ImageTrainConfig:
+    """Everything that defines an image-classification run (saved as the run's config.json).
+
+    ``data`` is a source name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``) or
+    ``folder:PATH``; ``image_size`` None means the data's own size when the model accepts
+    it, else the model's design size; ``limit`` trains on the first N shuffled images.
+    """
+
+    model: str = "lenet5"
+    data: str = "digits"
+    data_dir: str | None = None
+    image_size: int | None = None
+    augment: str = ""
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1
+    limit: int | None = None
+    memory_limit_gb: float = 4.0  # larger image folders stream from disk instead
+    workers: int = 2
+    model_options: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    runs_dir: str = str(DEFAULT_ROOT)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.engine, dict):
+            self.engine = EngineConfig(**self.engine)
+        if not 0 <= self.label_smoothing < 1:
+            raise StriateError("label smoothing must be in [0, 1)")
+        if not 0 < self.val_fraction < 1:
+            raise StriateError("validation fraction must be between 0 and 1")
+        if self.limit is not None and self.limit < 2:
+            raise StriateError("limit must be at least 2 images")
+        if self.image_size is not None and self.image_size < 1:
+            raise StriateError("image size must be positive")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageTrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    run: Path | None
+    fit: FitResult
+    classes: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def _choose_size(native: int, model: str, requested: int | None) -> int:
+    spec = get_model_spec(model)
+    if requested:
+        return requested
+    return native if native >= spec.min_image_size else spec.image_size
+
+
+def _resized(data: ImageData, size: int) -> ImageData:
+    if data.image_size == size:
+        return data
+    return ImageData(to_square(data.images, size), data.labels, data.classes)
+
+
+def _load_split(config: ImageTrainConfig, split: str, size: int | None) -> ImageData:
+    return load_image_data(
+        config.data,
+        split,
+        data_dir=config.data_dir,
+        image_size=size,
+        val_fraction=config.val_fraction,
+        seed=config.engine.seed,
+        limit=config.limit if split == "train" else None,
+    )
+
+
+def _streams(config: ImageTrainConfig) -> bool:
+    if not config.data.startswith("folder:"):
+        return False
+    size = config.image_size or get_model_spec(config.model).image_size
+    estimate = estimate_folder_bytes(config.data.removeprefix("folder:"), image_size=size)
+    return estimate > config.memory_limit_gb * 2**30
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainResult:
+    """Train an image classifier; ``resume`` (a run directory) continues it exactly."""
+    dist = init_distributed()
+    device = resolve_device(config.engine.device, dist.local_rank)
+    bs, seed = config.engine.batch_size, config.engine.seed
+    if _streams(config):
+        train_data, val_data, classes, channels, size, mean, std = _stream_sources(config)
+        train_b = StreamBatches(
+            train_data,
+            bs,
+            seed=seed,
+            device=device,
+            workers=config.workers,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        val_b = StreamBatches(
+            val_data,
+            256,
+            shuffle=False,
+            device=device,
+            workers=config.workers,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+    else:
+        raw = _load_split(config, "train", config.image_size)
+        size = _choose_size(raw.image_size, config.model, config.image_size)
+        train_set = _resized(raw, size)
+        val_set = _resized(_load_split(config, "val", size), size)
+        classes, channels = train_set.classes, train_set.channels
+        mean, std = channel_mean_std(train_set.images)
+        train_b = TensorBatches(
+            train_set.images,
+            train_set.labels,
+            bs,
+            seed=seed,
+            device=device,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+        val_b = TensorBatches(
+            val_set.images,
+            val_set.labels,
+            512,
+            shuffle=False,
+            device=device,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
+    if len(classes) < 2:
+        raise StriateError(f"data {config.data!r} has only one class; need at least two")
+
+    net = create_model(config.model, len(classes), channels, size, **config.model_options)
+    model = ImageClassifier(net, mean, std)
+    augment = build_augmentation(config.augment, channels)
+    step = ClassificationStep(augment, config.label_smoothing)
+
+    run: RunDir | None = None
+    resume_from = None
+    if resume is not None:
+        run = open_run(resume, config.runs_dir)
+        resume_from = run.latest_checkpoint()
+    elif dist.is_main:
+        run = new_run(config.name, f"{config.model}-{_data_label(config.data)}", config.runs_dir)
+    if run is not None and dist.is_main:
+        run.write_config({"kind": KIND, **asdict(config)})
+    meta = {
+        "kind": KIND,
+        "striate_version": __version__,
+        "model": net.striate_config,
+        "classes": classes,
+        "input": {"channels": channels, "image_size": size},
+        "normalization": {"mean": mean.tolist(), "std": std.tolist()},
+        "data": config.data,
+        "augment": config.augment,
+    }
+    result = fit(
+        model,
+        step,
+        train_b,
+        val_b,
+        config.engine,
+        run=run if dist.is_main else None,
+        meta=meta,
+        resume_from=resume_from,
+        dist=dist,
+    )
+    return TrainResult(run.path if run else None, result, classes)
+
+
+def resume(
+    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
+) -> TrainResult:
+    """Continue a run from its latest checkpoint with its saved configuration.
+
+    ``engine_overrides`` may extend it (``epochs``, ``max_steps``) or change how it reports
+    (``progress``, ``log_every``); anything else would not be the same run.
+    """
+    allowed = {"epochs", "max_steps", "progress", "log_every", "device", "checkpoint_every"}
+    unknown = set(engine_overrides) - allowed
+    if unknown:
+        raise StriateError(f"cannot change {', '.join(sorted(unknown))} when resuming a run")
+    found = open_run(run, runs_dir)
+    saved = found.read_config()
+    if saved.get("kind") != KIND:
+        raise StriateError(f"run {found.path} is a {saved.get('kind')} run, not {KIND}")
+    saved["engine"].update({k: v for k, v in engine_overrides.items() if v is not None})
+    saved["runs_dir"] = str(found.path.parent)
+    return train(ImageTrainConfig.from_dict(saved), resume=found.path)
+
+
+def _data_label(data: str) -> str:
+    return (
+        Path(data.removeprefix("folder:")).name or "folder" if data.startswith("folder:") else data
+    )
+
+
+def _stream_sources(config: ImageTrainConfig) -> tuple:
+    path = config.data.removeprefix("folder:")
+    size = config.image_size or get_model_spec(config.model).image_size
+    common = {"image_size": size, "val_fraction": config.val_fraction, "seed": config.engine.seed}
+    train_data = ImageFolderStream(path, "train", **common)
+    val_data = ImageFolderStream(path, "val", **common)
+    sample = torch.stack([train_data[i][0] for i in range(min(len(train_data), 2048))])
+    mean, std = channel_mean_std(sample)
+    return train_data, val_data, train_data.classes, sample.shape[1], size, mean, std
+
+
+# ---------------------------------------------------------------------------------------------
+# load, evaluate, classify
+
+
+def load_classifier(
+    run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
+) -> tuple[ImageClassifier, dict[str, Any]]:
+    """Rebuild a trained classifier (in eval mode, on CPU) from a run or checkpoint directory."""
+    path = Path(run_or_checkpoint)
+    ckpt_dir = (
+        path if (path / "meta.json").is_file() else open_run(path, runs_dir).latest_checkpoint()
+    )
+    ckpt = load_checkpoint(ckpt_dir)
+    meta = ckpt.meta
+    if meta.get("kind") != KIND:
+        raise StriateError(
+            f"{path} holds a {meta.get('kind', 'unknown')} model, not an image classifier"
+        )
+    cfg = meta["model"]
+    net = create_model(
+        cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
+    )
+    norm = meta["normalization"]
+    model = ImageClassifier(net, norm["mean"], norm["std"])
+    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt_dir}")
+    return model.eval(), meta
+
+
+def evaluate(
+    run: str | Path,
+    split: str = "test",
+    data: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    runs_dir: str | Path = DEFAULT_ROOT,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Accuracy, top-5 accuracy, per-class accuracy and the confusion matrix on a split.
+
+    Writes ``eval.json`` and ``confusion.png`` into the run directory when ``write``.
+    """
+    model, meta = load_classifier(run, runs_dir)
+    size, classes = meta["input"]["image_size"], meta["classes"]
+    source = data or meta["data"]
+    dataset = load_image_data(source, split, data_dir=data_dir, image_size=size)
+    if dataset.classes != classes:
+        raise StriateError(
+            f"data {source!r} has classes {dataset.classes[:5]}..., the model {classes[:5]}..."
+        )
+    if dataset.channels != meta["input"]["channels"]:
+        raise StriateError(
+            f"data has {dataset.channels} channels, the model takes {meta['input']['channels']}"
+        )
+    dataset = _resized(dataset, size)
+    dev = resolve_device(device)
+    model.to(dev)
+    batches = TensorBatches(dataset.images, dataset.labels, 512, shuffle=False, device=dev)
+    step = ClassificationStep()
+    metrics = evaluate_batches(model, step, batches)
+    n = len(classes)
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    with torch.inference_mode():
+        for images, labels in batches.epoch(0):
+            predicted = model(step.to_float(images)).argmax(-1)
+            confusion += torch.bincount(labels.cpu() * n + predicted.cpu(), minlength=n * n).view(
+                n, n
+            )
+    per_class = (confusion.diag() / confusion.sum(1).clamp_min(1)).tolist()
+    report = {
+        "split": split,
+        "data": source,
+        "samples": len(dataset),
+        **metrics,
+        "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
+        "confusion": confusion.tolist(),
+    }
+    found = Path(run) if (Path(run) / "meta.json").is_file() else open_run(run, runs_dir).path
+    if write:
+        run_path = found.parent.parent if (found / "meta.json").is_file() else found
+        write_json(run_path / f"eval-{split}.json", report)
+        report["confusion_png"] = str(
+            plot_confusion(confusion, classes, run_path / f"confusion-{split}.png")
+        )
+    return report
+
+
+def classify(
+    run: str | Path,
+    images: Sequence[str | Path | torch.Tensor],
+    top_k: int = 5,
+    runs_dir: str | Path = DEFAULT_ROOT,
+) -> list[list[tuple[str, float]]]:
+    """Top-k (class, probability) pairs for each image, like the lecture's table.
+
+    Images are files (any common format) or tensors (C, H, W) with values 0..255 (uint8) or
+    0..1 (float); they are centre-cropped to a square and resized to the model's input size.
+    """
+    if top_k < 1:
+        raise StriateError("top-k must be at least 1")
+    model, meta = load_classifier(run, runs_dir)
+    channels, size = meta["input"]["channels"], meta["input"]["image_size"]
+    batch = []
+    for item in images:
+        image = item if isinstance(item, torch.Tensor) else read_image_file(item, channels)
+        if image.dim() != 3 or image.shape[0] != channels:
+            raise StriateError(
+                f"image of shape {tuple(image.shape)} does not fit: "
+                f"the model takes {channels} channel(s)"
+            )
+        image = image.float().div(255) if image.dtype == torch.uint8 else image.float()
+        batch.append(to_square(image, size))
+    if not batch:
+        raise StriateError("no images given")
+    with torch.inference_mode():
+        probs = model(torch.stack(batch)).float().softmax(-1)
+    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    classes = meta["classes"]
+    return [
+        [(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist(), strict=True)]
+        for ps, idx in zip(top.values, top.indices, strict=True)
+    ]
+
+
+def describe_run(run: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> dict[str, Any]:
+    found = open_run(run, runs_dir)
+    meta = json.loads((found.latest_checkpoint() / "meta.json").read_text(encoding="utf-8"))
+    return {
+        "run": str(found.path),
+        "step": meta["step"],
+        "model": meta["model"],
+        "classes": meta["classes"],
+    }

@@ -1,0 +1,179 @@
+"""Checkpoints: weights and optimizer state in safetensors, everything else in JSON.
+
+A checkpoint is a directory ``checkpoints/step-00001234/`` holding
+
+- ``model.safetensors``  the model's state dict (weights, buffers, input normalization);
+- ``optimizer.safetensors``  the optimizer's tensors (momentum buffers, Adam moments);
+- ``meta.json``  model config, class names, normalization, epoch/step, RNG states, the
+  optimizer's non-tensor state and the schedule's state.
+
+It is written into a hidden temporary directory and renamed into place, so a crash or a
+kill leaves either the complete checkpoint or none; nothing is ever unpickled on load.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from striate.artifacts.atomic import fsync_dir, write_json
+from striate.errors import StriateError
+
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+META_FILE = "meta.json"
+PREFIX = "step-"
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model_state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    optimizer_state: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer state <-> (tensors, JSON)
+
+
+def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], info: dict) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for index, entries in info["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def rng_state() -> dict[str, Any]:
+    """Torch's CPU (and CUDA) generator states, base64-encoded for JSON."""
+    state = {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [
+            base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
+        ]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    def decode(text: str) -> torch.Tensor:
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(decode(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([decode(s) for s in state["cuda"]])
+
+
+# ---------------------------------------------------------------------------------------------
+# save / load
+
+
+def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # clone() breaks storage sharing (tied weights), which safetensors refuses to save.
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def save_checkpoint(
+    directory: str | Path,
+    step: int,
+    model_state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
+    keep: int | None = None,
+) -> Path:
+    """Write ``directory/step-<step>/`` atomically and keep only the newest ``keep``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{PREFIX}{step:08d}"
+    tmp = directory / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    meta = dict(meta, step=step)
+    save_file(_cpu_state(model_state), str(tmp / MODEL_FILE))
+    if optimizer_state is not None:
+        tensors, info = _split_optimizer_state(optimizer_state)
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        meta["optimizer"] = info
+    write_json(tmp / META_FILE, meta)
+    if final.exists():  # the same step saved again (e.g. after a resume): swap it out
+        old = directory / f".old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    fsync_dir(directory)
+    if keep:
+        for stale in list_checkpoints(directory)[:-keep]:
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first (temporary ones are ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [
+        p for p in directory.iterdir() if p.name.startswith(PREFIX) and (p / META_FILE).is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoint:
+    """Load a checkpoint directory written by :func:`save_checkpoint`."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        model_state = load_file(str(path / MODEL_FILE))
+        optimizer_state = None
+        if with_optimizer and "optimizer" in meta:
+            tensors = load_file(str(path / OPTIMIZER_FILE))
+            optimizer_state = _join_optimizer_state(tensors, meta["optimizer"])
+    except FileNotFoundError as exc:
+        raise StriateError(
+            f"incomplete checkpoint {path}: {Path(exc.filename).name} missing"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StriateError(f"corrupt checkpoint metadata {path / META_FILE}: {exc}") from None
+    except (SafetensorError, OSError) as exc:
+        raise StriateError(f"corrupt checkpoint weights in {path}: {exc}") from None
+    return Checkpoint(path, model_state, meta, optimizer_state)
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load a state dict, turning any key or shape mismatch into one clear line."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        detail = (
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
+            f"tensors (first: {(missing + unexpected + wrong)[0]})"
+        )
+        raise StriateError(f"{what} does not fit this model: {detail}")
+    module.load_state_dict(state)

@@ -1,0 +1,72 @@
+"""A run directory ``runs/NAME/``: everything one training run leaves behind.
+
+::
+
+    runs/NAME/
+        config.json          the resolved configuration of the run
+        metrics.jsonl        one JSON object per logged step and per epoch (or metrics.csv)
+        curves.png           loss and accuracy curves, drawn at the end
+        checkpoints/step-*/  safetensors weights + JSON metadata (see checkpoint.py)
+        eval.json, confusion.png   written by ``striate eval``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from striate.artifacts.atomic import write_json
+from striate.artifacts.checkpoint import list_checkpoints
+from striate.errors import StriateError
+
+DEFAULT_ROOT = Path("runs")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def latest_checkpoint(self) -> Path:
+        found = list_checkpoints(self.checkpoints)
+        if not found:
+            raise StriateError(f"run {self.path} has no checkpoint yet")
+        return found[-1]
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.config_file, config)
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads(self.config_file.read_text(encoding="utf-8"))
+
+
+def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:
+    """Create ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``); never reuse one."""
+    root = Path(root)
+    name = name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = root / name
+    if path.exists() and any(path.iterdir()):
+        raise StriateError(f"run directory {path} already exists; pick another --name or --resume")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StriateError(f"cannot create run directory {path}: {exc.strerror}") from None
+    return RunDir(path)
+
+
+def open_run(run: str | Path, root: str | Path = DEFAULT_ROOT) -> RunDir:
+    """Find an existing run by path, or by name under ``root``."""
+    for candidate in (Path(run), Path(root) / str(run)):
+        if (candidate / "checkpoints").is_dir() or (candidate / "config.json").is_file():
+            return RunDir(candidate)
+    raise StriateError(f"no run found at {run!s} (looked for a run directory with checkpoints)")

@@ -1,0 +1,231 @@
+"""``striate <command>``: a thin map from the command line onto documented Python functions.
+
+Every command parses its flags, calls one function of ``striate.apps`` (or the registries)
+and prints the result. A :class:`~striate.errors.StriateError` becomes one line on stderr
+and exit code 2; Ctrl-C during training saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any, NoReturn
+
+from striate.errors import StriateError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise StriateError(f"{self.prog}: {message} (see --help)")
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def _train_image(args: argparse.Namespace) -> int:
+    from striate.apps import image_classification as ic
+    from striate.engine.loop import EngineConfig
+
+    if args.resume:
+        overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
+        if args.no_progress:
+            overrides["progress"] = False
+        result = ic.resume(args.resume, args.runs_dir, **overrides)
+    else:
+        engine_names = {f.name for f in fields(EngineConfig)}
+        engine = {k: v for k, v in vars(args).items() if k in engine_names and v is not None}
+        engine["progress"] = not args.no_progress
+        config = ic.ImageTrainConfig(
+            model=args.model,
+            data=args.data,
+            data_dir=args.data_dir,
+            image_size=args.image_size,
+            augment=args.augment or "",
+            label_smoothing=args.label_smoothing,
+            val_fraction=args.val_fraction,
+            limit=args.limit,
+            workers=args.workers,
+            model_options=dict(args.option or []),
+            name=args.name,
+            runs_dir=args.runs_dir,
+            engine=EngineConfig(**engine),
+        )
+        result = ic.train(config)
+    if result.run is not None:
+        final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
+        print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from striate.apps import image_classification as ic
+
+    report = ic.evaluate(args.run, args.split, args.data, args.data_dir, args.device, args.runs_dir)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['split']} split of {report['data']}: {report['samples']} images")
+    acc, top5, loss = report["accuracy"], report["top5"], report["loss"]
+    print(f"  accuracy {acc:.4f}   top-5 {top5:.4f}   loss {loss:.4f}")
+    width = max(len(c) for c in report["per_class_accuracy"])
+    for name, acc in report["per_class_accuracy"].items():
+        print(f"  {name:<{width}}  {acc:.4f}")
+    print(f"confusion matrix: {report['confusion_png']}")
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from striate.apps import image_classification as ic
+
+    results = ic.classify(args.run, args.images, args.top_k, args.runs_dir)
+    if args.json:
+        rows = [
+            {"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
+            for img, top in zip(args.images, results, strict=True)
+        ]
+        print(json.dumps(rows))
+        return 0
+    for image, top in zip(args.images, results, strict=True):
+        print(image)
+        width = max(len(c) for c, _ in top)
+        for rank, (name, prob) in enumerate(top, 1):
+            print(f"  {rank}. {name:<{width}}  {prob:7.2%}  {'█' * round(prob * 30)}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from striate.models import count_parameters, create_model, get_model_spec, list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise StriateError(f"no model matches {args.pattern!r}")
+    print(f"{'model':<16} {'input':>6} {'params (10 classes)':>20}  description")
+    for name in names:
+        spec = get_model_spec(name)
+        params = count_parameters(create_model(name, 10, 3, spec.image_size))
+        print(f"{name:<16} {spec.image_size:>5}px {params:>20,}  {spec.description}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from striate.data.sources.images import describe_sources
+
+    for row in describe_sources(args.data_dir):
+        state = "present" if row.get("present") else "not downloaded"
+        print(f"{row['name']:<14} {state:<15} {row.get('where', '')}  {row.get('description', '')}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the parser
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"model option {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_train_image(sub: Any) -> None:
+    p = sub.add_parser("image", help="train an image classifier")
+    p.add_argument("--model", default="lenet5", help="a registered model (see `striate models`)")
+    p.add_argument(
+        "--data", default="digits", help="digits | mnist | fashion-mnist | cifar10 | folder:PATH"
+    )
+    p.add_argument(
+        "--data-dir", help="where datasets live (default: $STRIATE_DATA or the user cache)"
+    )
+    p.add_argument("--image-size", type=int, help="square input side (default: data's, or model's)")
+    p.add_argument("--augment", help="e.g. rotate,shift,flip,crop,color or rotate=20,shift=0.15")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle"])
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--step-every-epochs", type=int, help="the step schedule's interval")
+    p.add_argument("--gamma", type=float, help="the step schedule's factor")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--clip-grad-norm", type=float)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--metrics-format", choices=["jsonl", "csv"])
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--limit", type=int, help="train on the first N (shuffled) images")
+    p.add_argument("--workers", type=int, default=2, help="loader processes for streamed folders")
+    p.add_argument("--option", type=_option, action="append", help="model option KEY=VALUE")
+    p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN exactly from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_image)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="striate", description="CNNs and RNNs on PyTorch, as in the lecture.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model")
+    _add_train_image(train.add_subparsers(dest="task", required=True, parser_class=_Parser))
+
+    p = commands.add_parser("eval", help="evaluate a run: accuracy, top-5, per class, confusion")
+    p.add_argument("run")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data", help="another source with the same classes")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)
+
+    p = commands.add_parser("classify", help="top-5 classes for each image")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_classify)
+
+    p = commands.add_parser("models", help="list registered models with parameter counts")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=_models)
+
+    p = commands.add_parser("data", help="list data sources and what is present locally")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except StriateError as exc:
+        print(f"striate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("striate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
