@@ -189,6 +189,7 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
     if len(classes) < 2:
         raise StriateError(f"data {config.data!r} has only one class; need at least two")
 
+    torch.manual_seed(seed)  # the initial weights depend on the seed alone
     net = create_model(config.model, len(classes), channels, size, **config.model_options)
     model = ImageClassifier(net, mean, std)
     augment = build_augmentation(config.augment, channels)
@@ -243,6 +244,8 @@ def resume(
     saved = found.read_config()
     if saved.get("kind") != KIND:
         raise StriateError(f"run {found.path} is a {saved.get('kind')} run, not {KIND}")
+    # without --max-steps a resumed run goes on to its planned end
+    saved["engine"]["max_steps"] = engine_overrides.pop("max_steps", None)
     saved["engine"].update({k: v for k, v in engine_overrides.items() if v is not None})
     saved["runs_dir"] = str(found.path.parent)
     return train(ImageTrainConfig.from_dict(saved), resume=found.path)

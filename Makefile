@@ -1,0 +1,46 @@
+# Two commands for a fresh machine:
+#   make demo   set up, then train LeNet-5 on the embedded digits (no download), evaluate, classify
+#   make test   set up, then lint and run the whole test suite
+VENV   ?= .venv
+PYTHON ?= python3
+# This machine's PyTorch (CPU build). With a GPU, or on another platform, install the
+# PyTorch build for it first (see README) or override: make test TORCH="torch"
+TORCH  ?= torch==2.13.0
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.striate-installed
+
+.PHONY: setup demo test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev,tensorboard]"
+	touch $(STAMP)
+
+demo: setup
+	rm -rf runs/demo
+	$(VENV)/bin/striate train image --model lenet5 --data digits --epochs 12 --batch-size 64 \
+		--lr 0.05 --augment rotate=10,shift=0.08 --name demo
+	$(VENV)/bin/striate eval runs/demo
+	$(PY) examples/export_digits.py runs/demo/samples 4
+	$(VENV)/bin/striate classify runs/demo runs/demo/samples/*.png
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+format: setup
+	$(VENV)/bin/ruff format src tests benchmarks examples
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: setup
+	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_engine.py
+	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_mnist_time_to_99.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

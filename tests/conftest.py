@@ -1,0 +1,36 @@
+"""Fixtures shared by every test: where the real data lies, and a quiet, small torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def _shared_data() -> Path | None:
+    explicit = os.environ.get("STRIATE_TEST_DATA")
+    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only real datasets (MNIST, CIFAR-10 JPEGs, ...) beside the checkout."""
+    path = _shared_data()
+    if path is None:
+        pytest.skip("the shared data folder is not available")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Decoded-data caches go to a per-session temp dir, never the user's home."""
+    cache = tmp_path_factory.getbasetemp() / "striate-cache"
+    monkeypatch.setenv("STRIATE_CACHE", str(cache))
+    monkeypatch.delenv("STRIATE_DATA", raising=False)

@@ -1,0 +1,88 @@
+"""Checkpoints: safetensors + JSON round trip, atomic replacement, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from striate.artifacts.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    load_state_strict,
+    save_checkpoint,
+)
+from striate.errors import StriateError
+
+
+def _trained_pair() -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        loss = model(torch.randn(5, 4)).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, optimizer
+
+
+def test_round_trip_restores_weights_and_optimizer(tmp_path):
+    model, optimizer = _trained_pair()
+    path = save_checkpoint(
+        tmp_path, 3, model.state_dict(), {"classes": ["a", "b", "c"]}, optimizer.state_dict()
+    )
+    ckpt = load_checkpoint(path, with_optimizer=True)
+    assert ckpt.meta["classes"] == ["a", "b", "c"] and ckpt.meta["step"] == 3
+    fresh = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    load_state_strict(fresh, ckpt.model_state, "test")
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-2)
+    fresh_opt.load_state_dict(ckpt.optimizer_state)
+    # one more identical step on both gives identical weights
+    x = torch.randn(5, 4)
+    for m, o in ((model, optimizer), (fresh, fresh_opt)):
+        o.zero_grad()
+        m(x).square().mean().backward()
+        o.step()
+    for a, b in zip(model.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_files_are_safetensors_and_json_only(tmp_path):
+    model, optimizer = _trained_pair()
+    path = save_checkpoint(tmp_path, 1, model.state_dict(), {}, optimizer.state_dict())
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["meta.json", "model.safetensors", "optimizer.safetensors"]
+    json.loads((path / "meta.json").read_text())  # plain JSON
+
+
+def test_keeps_only_the_newest_and_ignores_partial_writes(tmp_path):
+    model, _ = _trained_pair()
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, model.state_dict(), {}, keep=2)
+    (tmp_path / ".tmp-step-00000004-999").mkdir()  # a write that was killed half-way
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000003"]
+
+
+def test_saving_the_same_step_again_replaces_it(tmp_path):
+    model, _ = _trained_pair()
+    save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 1})
+    save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 2})
+    assert load_checkpoint(tmp_path / "step-00000005").meta["v"] == 2
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_corrupt_or_mismatched_checkpoints_raise_one_line_errors(tmp_path):
+    model, _ = _trained_pair()
+    path = save_checkpoint(tmp_path, 1, model.state_dict(), {})
+    other = nn.Linear(4, 3)
+    with pytest.raises(StriateError, match="does not fit this model"):
+        load_state_strict(other, load_checkpoint(path).model_state, "ckpt")
+    (path / "model.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(StriateError, match="corrupt checkpoint weights"):
+        load_checkpoint(path)
+    (path / "meta.json").write_text("{not json")
+    with pytest.raises(StriateError, match="corrupt checkpoint metadata"):
+        load_checkpoint(path)
