@@ -22,8 +22,23 @@ def _run(capsys, *argv):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    code = main(["train", "image", "--data", "digits", "--epochs", "3", "--batch-size", "64",
-                 "--name", "d", "--runs-dir", str(runs), "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "image",
+            "--data",
+            "digits",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "64",
+            "--name",
+            "d",
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return runs / "d"
 
@@ -92,8 +107,11 @@ def test_bad_images_and_checkpoints_leave_the_run_untouched(digits_run, tmp_path
     truncated = tmp_path / "cut.jpg"
     Image.new("RGB", (64, 64), (200, 10, 10)).save(truncated)
     truncated.write_bytes(truncated.read_bytes()[:200])
-    for image, message in ((corrupt, "broken.png"), (truncated, "cut.jpg"),
-                           (tmp_path / "missing.png", "missing.png")):  # fmt: skip
+    for image, message in (
+        (corrupt, "broken.png"),
+        (truncated, "cut.jpg"),
+        (tmp_path / "missing.png", "missing.png"),
+    ):
         code, _, err = _run(capsys, "classify", str(digits_run), str(image))
         assert code == 2 and message in err and err.count("\n") == 1
     # a checkpoint whose metadata names another model
@@ -117,13 +135,33 @@ def test_folder_with_one_class_or_no_images(tmp_path, capsys):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     (tmp_path / "empty" / "b").mkdir(parents=True)
     for folder, message in (("only", "class"), ("empty", "image")):
-        code, _, err = _run(capsys, "train", "image", "--data", f"folder:{tmp_path / folder}",
-                            "--runs-dir", str(tmp_path / "runs"))  # fmt: skip
+        code, _, err = _run(
+            capsys,
+            "train",
+            "image",
+            "--data",
+            f"folder:{tmp_path / folder}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        )
         assert code == 2 and message in err.lower(), err
 
 
 def test_python_dash_m_is_the_same_command(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "striate", "train", "image", "--model", "nope",
-                           "--runs-dir", str(tmp_path)], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "striate",
+            "train",
+            "image",
+            "--model",
+            "nope",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr

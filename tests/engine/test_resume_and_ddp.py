@@ -48,17 +48,39 @@ def test_stop_and_resume_gives_identical_weights(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_equals_one_process(tmp_path):
     common = [
-        "train", "image", "--model", "lenet5", "--data", "digits", "--epochs", "1",
-        "--batch-size", "32", "--max-steps", "12", "--seed", "5", "--no-progress",
-        "--runs-dir", str(tmp_path),
-    ]  # fmt: skip
+        "train",
+        "image",
+        "--model",
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--max-steps",
+        "12",
+        "--seed",
+        "5",
+        "--no-progress",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = [sys.executable, "-m", "striate", *common, "--name", "single"]
     subprocess.run(run, check=True, env=env, capture_output=True)
     ddp = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "striate", *common, "--name", "ddp",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "striate",
+        *common,
+        "--name",
+        "ddp",
+    ]
     done = subprocess.run(ddp, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     single, parallel = _weights(tmp_path / "single"), _weights(tmp_path / "ddp")
