@@ -1,26 +1,12 @@
-"""Fixtures for the data tests: the shared real data sets, and an offline guard."""
+"""The data tests' offline guard (the shared_data fixture lives in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The read-only real data (mnist/, cifar10-jpeg/, ...): $STRIATE_TEST_DATA, else
-    <repo>/../shared/data; the test is skipped when neither exists."""
-    explicit = os.environ.get("STRIATE_TEST_DATA")
-    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared test data not found at {path}")
-    return path
 
 
 @pytest.fixture(autouse=True)

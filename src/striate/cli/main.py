@@ -117,7 +117,7 @@ def _data(args: argparse.Namespace) -> int:
     from striate.data.sources.images import describe_sources
 
     for row in describe_sources(args.data_dir):
-        state = "present" if row.get("present") else "not downloaded"
+        state = {True: "present", False: "not downloaded", None: "-"}[row.get("present")]
         print(f"{row['name']:<14} {state:<15} {row.get('where', '')}  {row.get('description', '')}")
     return 0
 
