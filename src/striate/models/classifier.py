@@ -39,5 +39,8 @@ class ImageClassifier(nn.Module):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(self.standardize(images))
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(features)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) → (N, classes)
         return self.net(self.standardize(images))
