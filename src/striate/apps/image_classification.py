@@ -11,19 +11,19 @@ eval``, ``striate classify``), callable from Python with the same arguments::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from striate import __version__
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
-from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, new_run, open_run
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
 from striate.data.batching import StreamBatches, TensorBatches
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import (
@@ -37,8 +37,7 @@ from striate.data.transforms.functional import channel_mean_std, to_square
 from striate.engine.device import resolve_device
 from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
-from striate.engine.loop import evaluate as evaluate_batches
-from striate.engine.steps import ClassificationStep
+from striate.engine.steps import ClassificationStep, topk_correct
 from striate.errors import StriateError
 from striate.models import create_model, get_model_spec
 from striate.models.classifier import ImageClassifier
@@ -276,16 +275,12 @@ def load_classifier(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[ImageClassifier, dict[str, Any]]:
     """Rebuild a trained classifier (in eval mode, on CPU) from a run or checkpoint directory."""
-    path = Path(run_or_checkpoint)
-    ckpt_dir = (
-        path if (path / "meta.json").is_file() else open_run(path, runs_dir).latest_checkpoint()
-    )
+    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
     ckpt = load_checkpoint(ckpt_dir)
     meta = ckpt.meta
     if meta.get("kind") != KIND:
-        raise StriateError(
-            f"{path} holds a {meta.get('kind', 'unknown')} model, not an image classifier"
-        )
+        kind = meta.get("kind", "unknown")
+        raise StriateError(f"{run_or_checkpoint} holds a {kind} model, not an image classifier")
     cfg = meta["model"]
     net = create_model(
         cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
@@ -307,50 +302,48 @@ def evaluate(
 ) -> dict[str, Any]:
     """Accuracy, top-5 accuracy, per-class accuracy and the confusion matrix on a split.
 
-    Writes ``eval.json`` and ``confusion.png`` into the run directory when ``write``.
+    ``data`` defaults to the source the run was trained on; another source must have the
+    same classes. Writes ``eval-SPLIT.json`` and ``confusion-SPLIT.png`` into the run.
     """
+    run_path, _ = locate_checkpoint(run, runs_dir)
     model, meta = load_classifier(run, runs_dir)
-    size, classes = meta["input"]["image_size"], meta["classes"]
+    size, classes, channels = (
+        meta["input"]["image_size"],
+        meta["classes"],
+        meta["input"]["channels"],
+    )
     source = data or meta["data"]
-    dataset = load_image_data(source, split, data_dir=data_dir, image_size=size)
+    dataset = _resized(load_image_data(source, split, data_dir=data_dir, image_size=size), size)
     if dataset.classes != classes:
-        raise StriateError(
-            f"data {source!r} has classes {dataset.classes[:5]}..., the model {classes[:5]}..."
-        )
-    if dataset.channels != meta["input"]["channels"]:
-        raise StriateError(
-            f"data has {dataset.channels} channels, the model takes {meta['input']['channels']}"
-        )
-    dataset = _resized(dataset, size)
+        raise StriateError(f"data {source!r} has other classes than the model ({classes[:4]}...)")
+    if dataset.channels != channels:
+        raise StriateError(f"data has {dataset.channels} channels, the model takes {channels}")
     dev = resolve_device(device)
-    model.to(dev)
     batches = TensorBatches(dataset.images, dataset.labels, 512, shuffle=False, device=dev)
-    step = ClassificationStep()
-    metrics = evaluate_batches(model, step, batches)
-    n = len(classes)
-    confusion = torch.zeros(n, n, dtype=torch.long)
+    model.to(dev)
+    logits, labels = [], []
     with torch.inference_mode():
-        for images, labels in batches.epoch(0):
-            predicted = model(step.to_float(images)).argmax(-1)
-            confusion += torch.bincount(labels.cpu() * n + predicted.cpu(), minlength=n * n).view(
-                n, n
-            )
+        for images, targets in batches.epoch(0):
+            logits.append(model(ClassificationStep.to_float(images)).float().cpu())
+            labels.append(targets.cpu())
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    n = len(classes)
+    confusion = torch.bincount(labels * n + logits.argmax(-1), minlength=n * n).view(n, n)
     per_class = (confusion.diag() / confusion.sum(1).clamp_min(1)).tolist()
     report = {
         "split": split,
         "data": source,
         "samples": len(dataset),
-        **metrics,
+        "loss": float(F.cross_entropy(logits, labels)),
+        "accuracy": float(confusion.diag().sum() / len(labels)),
+        "top5": float(topk_correct(logits, labels, 5) / len(labels)),
         "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
         "confusion": confusion.tolist(),
     }
-    found = Path(run) if (Path(run) / "meta.json").is_file() else open_run(run, runs_dir).path
     if write:
-        run_path = found.parent.parent if (found / "meta.json").is_file() else found
         write_json(run_path / f"eval-{split}.json", report)
-        report["confusion_png"] = str(
-            plot_confusion(confusion, classes, run_path / f"confusion-{split}.png")
-        )
+        png = plot_confusion(confusion, classes, run_path / f"confusion-{split}.png")
+        report["confusion_png"] = str(png)
     return report
 
 
@@ -389,14 +382,3 @@ def classify(
         [(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist(), strict=True)]
         for ps, idx in zip(top.values, top.indices, strict=True)
     ]
-
-
-def describe_run(run: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> dict[str, Any]:
-    found = open_run(run, runs_dir)
-    meta = json.loads((found.latest_checkpoint() / "meta.json").read_text(encoding="utf-8"))
-    return {
-        "run": str(found.path),
-        "step": meta["step"],
-        "model": meta["model"],
-        "classes": meta["classes"],
-    }

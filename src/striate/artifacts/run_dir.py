@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import list_checkpoints
+from striate.artifacts.checkpoint import META_FILE, list_checkpoints
 from striate.errors import StriateError
 
 DEFAULT_ROOT = Path("runs")
@@ -70,3 +70,13 @@ def open_run(run: str | Path, root: str | Path = DEFAULT_ROOT) -> RunDir:
         if (candidate / "checkpoints").is_dir() or (candidate / "config.json").is_file():
             return RunDir(candidate)
     raise StriateError(f"no run found at {run!s} (looked for a run directory with checkpoints)")
+
+
+def locate_checkpoint(path: str | Path, root: str | Path = DEFAULT_ROOT) -> tuple[Path, Path]:
+    """(run directory, checkpoint directory) for a run (its latest checkpoint) or for one
+    checkpoint directory given directly."""
+    path = Path(path)
+    if (path / META_FILE).is_file():
+        return path.parent.parent, path
+    run = open_run(path, root)
+    return run.path, run.latest_checkpoint()
