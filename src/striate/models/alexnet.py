@@ -25,10 +25,10 @@ Choices:
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from striate.errors import StriateError
+from striate.models._base import FeaturesThenHead
 from striate.models._registry import register_model
 from striate.nn.conv import conv_output_size, pool2d
 
@@ -39,7 +39,7 @@ def _lrn(enabled: bool) -> nn.Module:
     return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0) if enabled else nn.Identity()
 
 
-class AlexNet(nn.Module):
+class AlexNet(FeaturesThenHead):
     """AlexNet; ``forward_features``: (N, C, H, W) -> flattened conv maps (N, 256 * s * s),
     ``forward_head``: the three FC layers, (N, 256 * s * s) -> (N, num_classes); s = 6 at
     224 px (large stem) and 3 at 32 px (small stem)."""
@@ -92,17 +92,6 @@ class AlexNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(width, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, num_features)."""
-        return self.features(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, num_features) -> logits (N, num_classes)."""
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("alexnet", image_size=224, min_image_size=32, tags=("cnn", "classic", "imagenet"))

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.models._base import FeaturesThenHead
 from striate.models._registry import register_model
 from striate.nn.conv import conv_output_size, pool2d
 
@@ -112,7 +113,7 @@ def _lecun_init(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-class LeNet5(nn.Module):
+class LeNet5(FeaturesThenHead):
     """LeNet-5; ``classic`` selects the paper's units (see the module docstring).
 
     ``forward_features``: (N, C, H, W) -> flattened C5 maps (N, 120 * s * s), s = 1 for
@@ -160,17 +161,6 @@ class LeNet5(nn.Module):
         )
         if classic:
             _lecun_init(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, num_features)."""
-        return self.features(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, num_features) -> logits (N, num_classes)."""
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 _TAGS = ("cnn", "classic", "lenet")

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from striate.errors import StriateError
+from striate.models._base import FeaturesThenHead
 from striate.models._registry import register_model
 from striate.nn.conv import conv_output_size, pool2d
 
@@ -50,7 +51,7 @@ class ComplexLayer(nn.Module):
         return y / (1.0 + y) if self.saturate else y
 
 
-class Neocognitron(nn.Module):
+class Neocognitron(FeaturesThenHead):
     """S-C pairs (one per entry of ``widths``) and a linear classifier.
 
     ``forward_features``: (N, C, H, W) -> (N, widths[-1] * s * s) with s = H / 2**len(widths)
@@ -82,17 +83,6 @@ class Neocognitron(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.num_features = channels * side * side
         self.head = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, num_features)."""
-        return self.features(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, num_features) -> logits (N, num_classes)."""
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("neocognitron", image_size=32, min_image_size=16, tags=("cnn", "classic"))
