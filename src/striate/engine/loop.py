@@ -128,6 +128,12 @@ def _to_memory_format(batch: tuple, channels_last: bool) -> tuple:
     return (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
 
 
+def _reset(step: Step) -> None:
+    reset = getattr(step, "reset", None)
+    if reset is not None:
+        reset()
+
+
 def _add(total: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
     for key, value in sums.items():
         total[key] = total[key] + value if key in total else value.detach().clone()
@@ -157,6 +163,7 @@ def evaluate(
     model.eval()
     total: dict[str, torch.Tensor] = {}
     try:
+        _reset(step)
         for batch in batches.epoch(0):
             batch = _to_memory_format(batch, channels_last)
             if precision is None:
@@ -274,6 +281,7 @@ def fit(
         while global_step < last_step:
             epoch, start = divmod(global_step, steps_per_epoch)
             bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
+            _reset(step)
             for batch in train.epoch(epoch, start):
                 seed_step(config.seed, global_step, dist.rank)
                 batch = _to_memory_format(batch, channels_last)
@@ -285,7 +293,10 @@ def fit(
                         "lower the learning rate or enable gradient clipping"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                precision.scaler.scale(out.loss).backward()
+                if out.backward is None:
+                    precision.scaler.scale(out.loss).backward()
+                else:
+                    out.backward(precision.scaler.scale)
                 if config.clip_grad_norm:
                     precision.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)

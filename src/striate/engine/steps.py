@@ -8,6 +8,7 @@ add them up across batches and processes without synchronising on every step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,11 +19,24 @@ from torch import nn
 
 @dataclass
 class StepOutput:
-    loss: torch.Tensor  # the scalar to backpropagate
+    """What a training step hands back to the loop.
+
+    ``backward`` is for steps whose gradient is not simply ``loss.backward()`` (truncated
+    BPTT chains several graphs): the loop calls it with the precision's loss-scaling
+    function instead, after clearing the old gradients.
+    """
+
+    loss: torch.Tensor  # the scalar that is reported (and backpropagated by default)
     sums: dict[str, torch.Tensor]  # detached running sums, including "count"
+    backward: Callable[[Callable[[torch.Tensor], torch.Tensor]], None] | None = None
 
 
 class Step(Protocol):
+    """A task's step function. Stateful steps (recurrent models carrying their hidden state
+    across batches) may also define ``reset()``, which the loop calls before every pass over
+    a batch source: each training epoch (or the rest of one, after a resume) and each
+    evaluation."""
+
     def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput: ...
 
     def evaluate(

@@ -1,0 +1,207 @@
+"""Truncated backpropagation through time, TBPTT(k1, k2), as a step function of the engine.
+
+The lecture: "(1) Only run backpropagation every k1 time steps ... (2) Limit number of times
+(k2) unfolded." Each training batch holds the next k1 tokens of every stream; the hidden
+state carries over from the previous batch (stateful training), and after the forward pass
+over those k1 tokens the error of their outputs is propagated back through the last k2 time
+steps: the k1 new ones and k2 - k1 older ones.
+
+Cost: every token goes through exactly one forward pass. For k1 = k2 the state is simply
+detached at each batch boundary and the backward covers the k1 new steps. For k1 < k2 the
+graphs of the older steps are kept (split into pieces of g = gcd(k1, k2) steps whose input
+state is a separate leaf) and the backward walks them by hand, newest piece first, for
+exactly k2 steps: the minimum the algorithm allows. Because the optimizer changes the weights
+between updates, each batch runs on a snapshot of the parameters, so the kept graphs stay
+valid; gradients reaching a snapshot are added to the live parameters' ``.grad``.
+
+The model is any module called as ``model(inputs, state) -> (logits, state)`` with
+``state`` None (zeros), a tensor, or a tuple of tensors (LSTM's ``(h, c)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from striate.engine.steps import StepOutput
+from striate.errors import StriateError
+
+State = torch.Tensor | tuple[torch.Tensor, ...] | None
+
+
+def _tensors(state: State) -> tuple[torch.Tensor, ...]:
+    if state is None:
+        return ()
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _like(state: State, tensors: tuple[torch.Tensor, ...]) -> State:
+    return tensors if isinstance(state, tuple) else tensors[0]
+
+
+def detach(state: State) -> State:
+    """The same state cut off from the graph that produced it."""
+    if state is None:
+        return None
+    return _like(state, tuple(t.detach() for t in _tensors(state)))
+
+
+def _leaf(state: State) -> State:
+    if state is None:
+        return None
+    return _like(state, tuple(t.detach().requires_grad_() for t in _tensors(state)))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while isinstance(model, nn.parallel.DistributedDataParallel) or hasattr(model, "_orig_mod"):
+        model = model.module if hasattr(model, "module") else model._orig_mod
+    return model
+
+
+@dataclass
+class _Piece:
+    """g consecutive time steps: their input-state leaf, output state and weight snapshot."""
+
+    leaf: State
+    out_state: State
+    params: dict[str, torch.Tensor]
+    logits: torch.Tensor | None = None  # only while its own batch is being updated
+
+
+def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every token, computed in at least float32."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def sequence_sums(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Summed cross-entropy (nats), correct predictions and token count of a batch."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    return {
+        "loss": F.cross_entropy(flat_logits, flat_targets, reduction="sum"),
+        "correct": (flat_logits.argmax(-1) == flat_targets).sum(),
+        "count": torch.tensor(flat_targets.numel(), device=targets.device),
+    }
+
+
+class TBPTTStep:
+    """Stateful next-token training with truncated BPTT(k1, k2); see the module docstring.
+
+    Args:
+        k1: time steps between updates (the batch's sequence length).
+        k2: time steps each update backpropagates through (k2 >= k1).
+    """
+
+    def __init__(self, k1: int, k2: int | None = None) -> None:
+        k2 = k1 if k2 is None else k2
+        if k1 <= 0 or k2 <= 0:
+            raise StriateError(f"TBPTT needs k1 > 0 and k2 > 0, got k1={k1}, k2={k2}")
+        if k1 > k2:
+            raise StriateError(f"TBPTT needs k1 <= k2, got k1={k1} > k2={k2}")
+        self.k1, self.k2 = k1, k2
+        self.piece = math.gcd(k1, k2)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the carried state (a new pass over the data begins)."""
+        self.state: State = None
+        self.eval_state: State = None
+        self.history: deque[_Piece] = deque(maxlen=(self.k2 - self.k1) // self.piece)
+
+    # -----------------------------------------------------------------------------------------
+    def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
+        inputs, targets = batch  # (B, k1) each
+        if self.k1 == self.k2:
+            logits, state = model(inputs, detach(self.state))
+            self.state = detach(state)
+            sums = sequence_sums(logits.detach(), targets)
+            loss = token_loss(logits, targets)
+            return StepOutput(loss, sums)
+        return self._train_chained(model, inputs, targets)
+
+    def _train_chained(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> StepOutput:
+        module = _unwrap(model)
+        live = dict(module.named_parameters())
+        snapshot = {n: p.detach().clone().requires_grad_(p.requires_grad) for n, p in live.items()}
+        pieces, state = [], self.state
+        for chunk in inputs.split(self.piece, dim=1):
+            leaf = _leaf(state)
+            logits, state = functional_call(module, snapshot, (chunk, leaf))
+            pieces.append(_Piece(leaf, state, snapshot, logits))
+        self.state = detach(state)
+        logits = torch.cat([p.logits for p in pieces], dim=1)
+        loss = token_loss(logits, targets)
+        sums = sequence_sums(logits.detach(), targets)
+
+        def backward(scale: Callable[[torch.Tensor], torch.Tensor]) -> None:
+            logit_grads = torch.autograd.grad(scale(loss), [p.logits for p in pieces])
+            window = list(self.history) + pieces  # oldest first; at most k2 steps
+            grad_state: tuple[torch.Tensor, ...] = ()
+            for index in range(len(window) - 1, -1, -1):
+                piece = window[index]
+                outputs, grads = [], []
+                if piece.logits is not None:
+                    outputs.append(piece.logits)
+                    grads.append(logit_grads[index - len(self.history)])
+                if grad_state:
+                    outputs.extend(_tensors(piece.out_state))
+                    grads.extend(grad_state)
+                names = [n for n, p in piece.params.items() if p.requires_grad]
+                leaves = list(_tensors(piece.leaf)) if index > 0 else []
+                found = torch.autograd.grad(
+                    outputs,
+                    [piece.params[n] for n in names] + leaves,
+                    grads,
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                for name, grad in zip(names, found[: len(names)], strict=True):
+                    if grad is not None:
+                        param = live[name]
+                        param.grad = grad if param.grad is None else param.grad + grad
+                grad_state = tuple(
+                    torch.zeros_like(t) if g is None else g
+                    for t, g in zip(leaves, found[len(names) :], strict=True)
+                )
+                if not grad_state:
+                    break
+            for piece in pieces:
+                piece.logits = None  # older pieces only pass the state's gradient on
+            self.history.extend(pieces)
+            _average_across_processes(live.values())
+
+        return StepOutput(loss, sums, backward)
+
+    # -----------------------------------------------------------------------------------------
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+        inputs, targets = batch
+        logits, state = model(inputs, self.eval_state)
+        self.eval_state = detach(state)
+        return sequence_sums(logits, targets)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        count = max(sums["count"], 1)
+        loss = sums["loss"] / count
+        return {"loss": loss, "bpc": loss / math.log(2), "accuracy": sums["correct"] / count}
+
+
+def _average_across_processes(params: Any) -> None:
+    """DDP's gradient hooks never see the snapshots, so average by hand under torchrun."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for param in params:
+        if param.grad is not None:
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+            param.grad /= dist.get_world_size()
