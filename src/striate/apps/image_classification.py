@@ -12,7 +12,7 @@ eval``, ``striate classify``), callable from Python with the same arguments::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from striate import __version__
+from striate.apps._runs import prepare_run, saved_config
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
-from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
+from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.batching import StreamBatches, TensorBatches
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import (
@@ -140,26 +141,12 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
     dist = init_distributed()
     device = resolve_device(config.engine.device, dist.local_rank)
     bs, seed = config.engine.batch_size, config.engine.seed
+    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     if _streams(config):
         train_data, val_data, classes, channels, size, mean, std = _stream_sources(config)
-        train_b = StreamBatches(
-            train_data,
-            bs,
-            seed=seed,
-            device=device,
-            workers=config.workers,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
-        val_b = StreamBatches(
-            val_data,
-            256,
-            shuffle=False,
-            device=device,
-            workers=config.workers,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
+        workers = config.workers
+        train_b = StreamBatches(train_data, bs, seed=seed, workers=workers, **shard)
+        val_b = StreamBatches(val_data, 256, shuffle=False, workers=workers, **shard)
     else:
         raw = _load_split(config, "train", config.image_size)
         size = _choose_size(raw.image_size, config.model, config.image_size)
@@ -167,24 +154,8 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
         val_set = _resized(_load_split(config, "val", size), size)
         classes, channels = train_set.classes, train_set.channels
         mean, std = channel_mean_std(train_set.images)
-        train_b = TensorBatches(
-            train_set.images,
-            train_set.labels,
-            bs,
-            seed=seed,
-            device=device,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
-        val_b = TensorBatches(
-            val_set.images,
-            val_set.labels,
-            512,
-            shuffle=False,
-            device=device,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
+        train_b = TensorBatches(train_set.images, train_set.labels, bs, seed=seed, **shard)
+        val_b = TensorBatches(val_set.images, val_set.labels, 512, shuffle=False, **shard)
     if len(classes) < 2:
         raise StriateError(f"data {config.data!r} has only one class; need at least two")
 
@@ -194,15 +165,8 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
     augment = build_augmentation(config.augment, channels)
     step = ClassificationStep(augment, config.label_smoothing)
 
-    run: RunDir | None = None
-    resume_from = None
-    if resume is not None:
-        run = open_run(resume, config.runs_dir)
-        resume_from = run.latest_checkpoint()
-    elif dist.is_main:
-        run = new_run(config.name, f"{config.model}-{_data_label(config.data)}", config.runs_dir)
-    if run is not None and dist.is_main:
-        run.write_config({"kind": KIND, **asdict(config)})
+    prefix = f"{config.model}-{_data_label(config.data)}"
+    run, resume_from = prepare_run(config, KIND, prefix, resume, dist)
     meta = {
         "kind": KIND,
         "striate_version": __version__,
@@ -219,7 +183,7 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
         train_b,
         val_b,
         config.engine,
-        run=run if dist.is_main else None,
+        run=run,
         meta=meta,
         resume_from=resume_from,
         dist=dist,
@@ -235,18 +199,7 @@ def resume(
     ``engine_overrides`` may extend it (``epochs``, ``max_steps``) or change how it reports
     (``progress``, ``log_every``); anything else would not be the same run.
     """
-    allowed = {"epochs", "max_steps", "progress", "log_every", "device", "checkpoint_every"}
-    unknown = set(engine_overrides) - allowed
-    if unknown:
-        raise StriateError(f"cannot change {', '.join(sorted(unknown))} when resuming a run")
-    found = open_run(run, runs_dir)
-    saved = found.read_config()
-    if saved.get("kind") != KIND:
-        raise StriateError(f"run {found.path} is a {saved.get('kind')} run, not {KIND}")
-    # without --max-steps a resumed run goes on to its planned end
-    saved["engine"]["max_steps"] = engine_overrides.pop("max_steps", None)
-    saved["engine"].update({k: v for k, v in engine_overrides.items() if v is not None})
-    saved["runs_dir"] = str(found.path.parent)
+    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
     return train(ImageTrainConfig.from_dict(saved), resume=found.path)
 
 

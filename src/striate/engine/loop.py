@@ -188,6 +188,7 @@ def fit(
     resume_from: Path | None = None,
     dist: DistContext | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with ``step`` on ``train`` batches, validating on ``val`` each epoch.
 
@@ -201,6 +202,7 @@ def fit(
         resume_from: a checkpoint directory to continue from exactly.
         dist: the data-parallel context (default: a single process).
         on_epoch_end: called with (epoch, validation metrics) after each epoch.
+        on_log: called with each training record (every ``log_every`` steps), on rank 0.
     """
     dist = dist or DistContext()
     device = resolve_device(config.device, dist.local_rank)
@@ -321,11 +323,12 @@ def fit(
                     history.append(record)
                     if log:
                         log.write(record)
-                    bar.set_postfix(
-                        loss=f"{record['loss']:.4f}",
-                        acc=f"{record.get('accuracy', float('nan')):.3f}",
-                        ips=f"{record['samples_per_s']:.0f}",
-                    )
+                    shown = {
+                        k: f"{record[k]:.4f}" for k in ("loss", "accuracy", "bpc") if k in record
+                    }
+                    bar.set_postfix(**shown, per_s=f"{record['samples_per_s']:.0f}")
+                    if on_log and dist.is_main:
+                        on_log(record)
                     window, window_start = {}, time.perf_counter()
 
                 epoch_done = global_step % steps_per_epoch == 0

@@ -1,0 +1,55 @@
+"""What every task does around training: open or continue a run, and reload its saved config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from striate.artifacts.run_dir import RunDir, new_run, open_run
+from striate.engine.distributed import DistContext
+from striate.errors import StriateError
+
+# engine settings a resumed run may change: how long it goes on and how it reports
+RESUMABLE = {"epochs", "max_steps", "progress", "log_every", "device", "checkpoint_every"}
+
+
+def prepare_run(
+    config: Any, kind: str, prefix: str, resume: str | Path | None, dist: DistContext
+) -> tuple[RunDir | None, Path | None]:
+    """(run directory or None off rank 0, checkpoint to resume from or None).
+
+    A new run gets a fresh directory; a resumed one continues in its own. Rank 0 writes the
+    resolved configuration as ``config.json``.
+    """
+    run, resume_from = None, None
+    if resume is not None:
+        run = open_run(resume, config.runs_dir)
+        resume_from = run.latest_checkpoint()
+    elif dist.is_main:
+        run = new_run(config.name, prefix, config.runs_dir)
+    if run is not None and dist.is_main:
+        run.write_config({"kind": kind, **asdict(config)})
+    return (run if dist.is_main else None), resume_from
+
+
+def saved_config(
+    run: str | Path, kind: str, runs_dir: str | Path, engine_overrides: dict[str, Any]
+) -> tuple[RunDir, dict[str, Any]]:
+    """A run's saved configuration, with the allowed engine settings changed for a resume.
+
+    Without ``max_steps`` a resumed run goes on to its planned end.
+    """
+    unknown = set(engine_overrides) - RESUMABLE
+    if unknown:
+        raise StriateError(f"cannot change {', '.join(sorted(unknown))} when resuming a run")
+    found = open_run(run, runs_dir)
+    saved = found.read_config()
+    if saved.get("kind") != kind:
+        raise StriateError(f"run {found.path} is a {saved.get('kind')} run, not {kind}")
+    saved.pop("kind")
+    engine = dict(engine_overrides)
+    saved["engine"]["max_steps"] = engine.pop("max_steps", None)
+    saved["engine"].update({k: v for k, v in engine.items() if v is not None})
+    saved["runs_dir"] = str(found.path.parent)
+    return found, saved
