@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, NoReturn
 
 from striate.errors import StriateError
@@ -28,38 +28,87 @@ class _Parser(argparse.ArgumentParser):
 # commands
 
 
+def _engine(args: argparse.Namespace, defaults: Any) -> Any:
+    """The engine settings: a task's defaults, overridden by every flag that was given."""
+    given = {f.name: getattr(args, f.name) for f in fields(defaults) if hasattr(args, f.name)}
+    given = {k: v for k, v in given.items() if v is not None}
+    return replace(defaults, **given, progress=not args.no_progress)
+
+
+def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
+    if args.no_progress:
+        overrides["progress"] = False
+    return overrides
+
+
+def _report(result: Any) -> int:
+    if result.run is not None:
+        final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
+        print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
+    return 0
+
+
 def _train_image(args: argparse.Namespace) -> int:
     from striate.apps import image_classification as ic
     from striate.engine.loop import EngineConfig
 
     if args.resume:
-        overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
-        if args.no_progress:
-            overrides["progress"] = False
-        result = ic.resume(args.resume, args.runs_dir, **overrides)
-    else:
-        engine_names = {f.name for f in fields(EngineConfig)}
-        engine = {k: v for k, v in vars(args).items() if k in engine_names and v is not None}
-        engine["progress"] = not args.no_progress
-        config = ic.ImageTrainConfig(
-            model=args.model,
-            data=args.data,
-            data_dir=args.data_dir,
-            image_size=args.image_size,
-            augment=args.augment or "",
-            label_smoothing=args.label_smoothing,
-            val_fraction=args.val_fraction,
-            limit=args.limit,
-            workers=args.workers,
-            model_options=dict(args.option or []),
-            name=args.name,
-            runs_dir=args.runs_dir,
-            engine=EngineConfig(**engine),
-        )
-        result = ic.train(config)
-    if result.run is not None:
-        final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
-        print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
+        return _report(ic.resume(args.resume, args.runs_dir, **_resume_overrides(args)))
+    config = ic.ImageTrainConfig(
+        model=args.model,
+        data=args.data,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        augment=args.augment or "",
+        label_smoothing=args.label_smoothing,
+        val_fraction=args.val_fraction,
+        limit=args.limit,
+        workers=args.workers,
+        model_options=dict(args.option or []),
+        name=args.name,
+        runs_dir=args.runs_dir,
+        engine=_engine(args, EngineConfig()),
+    )
+    return _report(ic.train(config))
+
+
+def _train_text(args: argparse.Namespace) -> int:
+    from striate.apps import text_generation as tg
+
+    if args.resume:
+        return _report(tg.resume(args.resume, args.runs_dir, **_resume_overrides(args)))
+    config = tg.TextTrainConfig(
+        data=args.data,
+        data_dir=args.data_dir,
+        max_chars=args.max_chars,
+        cell=args.cell,
+        layers=args.layers,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        embedding=args.embedding,
+        tbptt=args.tbptt,
+        val_fraction=args.val_fraction,
+        sample_every=args.sample_every,
+        name=args.name,
+        runs_dir=args.runs_dir,
+        engine=_engine(args, tg.text_engine_defaults()),
+    )
+    return _report(tg.train(config))
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from striate.apps import text_generation as tg
+
+    stream = tg.sample(
+        args.run, args.prime, args.temperature, args.top_k, args.length, args.seed, args.runs_dir
+    )
+    sys.stdout.write(args.prime)
+    for piece in stream:
+        sys.stdout.write(piece)
+        if piece == "\n":
+            sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0
 
 
@@ -136,17 +185,8 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _add_train_image(sub: Any) -> None:
-    p = sub.add_parser("image", help="train an image classifier")
-    p.add_argument("--model", default="lenet5", help="a registered model (see `striate models`)")
-    p.add_argument(
-        "--data", default="digits", help="digits | mnist | fashion-mnist | cifar10 | folder:PATH"
-    )
-    p.add_argument(
-        "--data-dir", help="where datasets live (default: $STRIATE_DATA or the user cache)"
-    )
-    p.add_argument("--image-size", type=int, help="square input side (default: data's, or model's)")
-    p.add_argument("--augment", help="e.g. rotate,shift,flip,crop,color or rotate=20,shift=0.15")
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The training loop's flags, shared by every ``striate train`` task."""
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
@@ -158,7 +198,6 @@ def _add_train_image(sub: Any) -> None:
     p.add_argument("--warmup-steps", type=int)
     p.add_argument("--step-every-epochs", type=int, help="the step schedule's interval")
     p.add_argument("--gamma", type=float, help="the step schedule's factor")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--clip-grad-norm", type=float)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
@@ -169,14 +208,46 @@ def _add_train_image(sub: Any) -> None:
     p.add_argument("--log-every", type=int)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--metrics-format", choices=["jsonl", "csv"])
+    p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_train_text(sub: Any) -> None:
+    p = sub.add_parser("text", help="train a character-level RNN language model")
+    p.add_argument("--data", default="python-stdlib", help="python-stdlib | shakespeare | FILE")
+    p.add_argument("--data-dir", help="where datasets live (default: $STRIATE_DATA or cache)")
+    p.add_argument("--max-chars", type=int, help="use only the first N characters")
+    p.add_argument("--cell", default="lstm", help="rnn | lstm | gru | gru_cudnn")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--embedding", type=int, help="learned embedding size instead of one-hot")
+    p.add_argument("--tbptt", default="100", help="K, or K1,K2: update every K1, backprop K2")
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--sample-every", type=int, default=200, help="steps between samples")
+    _add_engine_args(p)
+    p.set_defaults(func=_train_text)
+
+
+def _add_train_image(sub: Any) -> None:
+    p = sub.add_parser("image", help="train an image classifier")
+    p.add_argument("--model", default="lenet5", help="a registered model (see `striate models`)")
+    p.add_argument(
+        "--data", default="digits", help="digits | mnist | fashion-mnist | cifar10 | folder:PATH"
+    )
+    p.add_argument(
+        "--data-dir", help="where datasets live (default: $STRIATE_DATA or the user cache)"
+    )
+    p.add_argument("--image-size", type=int, help="square input side (default: data's, or model's)")
+    p.add_argument("--augment", help="e.g. rotate,shift,flip,crop,color or rotate=20,shift=0.15")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--limit", type=int, help="train on the first N (shuffled) images")
     p.add_argument("--workers", type=int, default=2, help="loader processes for streamed folders")
     p.add_argument("--option", type=_option, action="append", help="model option KEY=VALUE")
-    p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN exactly from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    _add_engine_args(p)
     p.set_defaults(func=_train_image)
 
 
@@ -185,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model")
-    _add_train_image(train.add_subparsers(dest="task", required=True, parser_class=_Parser))
+    tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    _add_train_image(tasks)
+    _add_train_text(tasks)
 
     p = commands.add_parser("eval", help="evaluate a run: accuracy, top-5, per class, confusion")
     p.add_argument("run")
@@ -204,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_classify)
+
+    p = commands.add_parser("sample", help="stream text from a trained character model")
+    p.add_argument("run")
+    p.add_argument("--prime", default="\n", help="text to start from")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=40, help="0: sample from all characters")
+    p.add_argument("--length", type=int, default=2000)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=_sample)
 
     p = commands.add_parser("models", help="list registered models with parameter counts")
     p.add_argument("pattern", nargs="?", default="*")
