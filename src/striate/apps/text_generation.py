@@ -1,0 +1,258 @@
+"""Character-level text synthesis end to end: train with truncated BPTT, then sample.
+
+``striate train text`` and ``striate sample`` are these two functions::
+
+    from striate.apps import text_generation as tg
+    result = tg.train(tg.TextTrainConfig(data="shakespeare", cell="lstm", tbptt="50,100"))
+    for piece in tg.sample(result.run, prime="ROMEO:", temperature=0.8, length=500):
+        print(piece, end="")
+
+Metrics are reported in nats per character (``loss``) and bits per character (``bpc`` =
+loss / ln 2), on the held-out end of the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from striate import __version__
+from striate.apps._runs import prepare_run, saved_config
+from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
+from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.data.sources.text import load_text, split_text
+from striate.data.text_batches import TokenStream
+from striate.data.vocab import CharVocab
+from striate.engine.device import resolve_device
+from striate.engine.distributed import init_distributed
+from striate.engine.loop import EngineConfig, FitResult, fit
+from striate.engine.tbptt import TBPTTStep
+from striate.errors import StriateError
+from striate.models.char_rnn import CharRNN
+
+KIND = "text-generation"
+
+
+def text_engine_defaults() -> EngineConfig:
+    """Recurrent models train with Adam and gradient clipping by norm on by default."""
+    return EngineConfig(
+        epochs=1,
+        batch_size=64,
+        optimizer="adam",
+        lr=2e-3,
+        weight_decay=0.0,
+        schedule="cosine",
+        warmup_steps=20,
+        clip_grad_norm=5.0,
+        log_every=20,
+    )
+
+
+def parse_tbptt(spec: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``"100"`` → (100, 100); ``"50,100"`` → (k1=50, k2=100)."""
+    if isinstance(spec, int):
+        return spec, spec
+    if isinstance(spec, str):
+        try:
+            parts = [int(p) for p in spec.split(",")]
+        except ValueError:
+            raise StriateError(f"--tbptt takes K or K1,K2 (integers), not {spec!r}") from None
+    else:
+        parts = list(spec)
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise StriateError(f"--tbptt takes K or K1,K2, not {spec!r}")
+    k1, k2 = parts
+    if k1 <= 0 or k2 <= 0:
+        raise StriateError(f"TBPTT needs k1 > 0 and k2 > 0, got k1={k1}, k2={k2}")
+    if k1 > k2:
+        raise StriateError(f"TBPTT needs k1 <= k2, got k1={k1} > k2={k2}")
+    return k1, k2
+
+
+@dataclass
+class TextTrainConfig:
+    """A character-level language-model run (saved as the run's config.json).
+
+    ``data``: ``python-stdlib`` (embedded, no download), ``shakespeare`` or a text file path.
+    ``tbptt``: K, or "K1,K2": update every K1 characters, backpropagating K2 of them.
+    """
+
+    data: str = "python-stdlib"
+    data_dir: str | None = None
+    max_chars: int | None = None
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 512
+    dropout: float = 0.0
+    embedding: int | None = None
+    impl: str = "auto"
+    tbptt: str = "100"
+    val_fraction: float = 0.05
+    sample_every: int = 200  # steps between printed samples; 0: never
+    sample_length: int = 200
+    name: str | None = None
+    runs_dir: str = str(DEFAULT_ROOT)
+    engine: EngineConfig = field(default_factory=text_engine_defaults)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.engine, dict):
+            self.engine = EngineConfig(**self.engine)
+        self.tbptt = ",".join(map(str, parse_tbptt(self.tbptt)))
+        if self.layers < 1 or self.hidden < 1:
+            raise StriateError("layers and hidden size must be positive")
+        if not 0 < self.val_fraction < 1:
+            raise StriateError("validation fraction must be between 0 and 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextTrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TextTrainResult:
+    run: Path | None
+    fit: FitResult
+    vocab: CharVocab
+
+
+def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrainResult:
+    """Train a character-level RNN language model; ``resume`` continues a run."""
+    dist = init_distributed()
+    device = resolve_device(config.engine.device, dist.local_rank)
+    text = load_text(config.data, config.data_dir, max_chars=config.max_chars)
+    train_text, val_text = split_text(text, config.val_fraction)
+    vocab = CharVocab.from_text(text)
+    k1, k2 = parse_tbptt(config.tbptt)
+    bs, seed = config.engine.batch_size, config.engine.seed
+    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
+    train_b = TokenStream(vocab.encode(train_text), bs, k1, seed=seed, **shard)
+    val_rows = max(dist.world_size, min(bs, len(val_text) // (k1 + 1)))
+    val_b = TokenStream(vocab.encode(val_text), val_rows, k1, random_offset=False, **shard)
+
+    torch.manual_seed(seed)
+    model = CharRNN(
+        len(vocab), config.cell, config.hidden, config.layers, config.dropout, config.embedding,
+        config.impl,
+    )  # fmt: skip
+    run, resume_from = prepare_run(config, KIND, f"char-{config.cell}", resume, dist)
+    meta = {
+        "kind": KIND,
+        "striate_version": __version__,
+        "model": model.config,
+        "vocab": vocab.to_json(),
+        "data": config.data,
+        "tbptt": [k1, k2],
+    }
+
+    def show_sample(record: dict[str, Any]) -> None:
+        if config.sample_every and record["step"] % config.sample_every < config.engine.log_every:
+            text = "".join(generate(model, vocab, "\n", 0.8, 40, config.sample_length, seed))
+            tqdm.write(f"--- sample at step {record['step']} ---\n{text}\n---")
+
+    result = fit(
+        model, TBPTTStep(k1, k2), train_b, val_b, config.engine, run=run, meta=meta,
+        resume_from=resume_from, dist=dist, on_log=show_sample,
+    )  # fmt: skip
+    return TextTrainResult(run.path if run else None, result, vocab)
+
+
+def resume(
+    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
+) -> TextTrainResult:
+    """Continue a text run from its latest checkpoint (the carried hidden state restarts)."""
+    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
+    return train(TextTrainConfig.from_dict(saved), resume=found.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+
+def load_text_model(
+    run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
+) -> tuple[CharRNN, CharVocab, dict[str, Any]]:
+    """Rebuild a trained character model (eval mode, CPU) and its vocabulary."""
+    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
+    ckpt = load_checkpoint(ckpt_dir)
+    meta = ckpt.meta
+    if meta.get("kind") != KIND:
+        kind = meta.get("kind", "unknown")
+        raise StriateError(f"{run_or_checkpoint} holds a {kind} model, not a text model")
+    model = CharRNN(**meta["model"])
+    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt_dir}")
+    return model.eval(), CharVocab.from_json(meta["vocab"]), meta
+
+
+def generate(
+    model: CharRNN,
+    vocab: CharVocab,
+    prime: str,
+    temperature: float = 0.8,
+    top_k: int | None = 40,
+    length: int = 500,
+    seed: int | None = None,
+) -> Iterator[str]:
+    """Yield ``length`` characters, one at a time, continuing ``prime``.
+
+    Each next character is drawn from softmax(logits / temperature), restricted to the
+    ``top_k`` most likely ones (None or 0: all).
+    """
+    if temperature <= 0:
+        raise StriateError("temperature must be positive")
+    if length < 0:
+        raise StriateError("length must be non-negative")
+    if not prime:
+        raise StriateError("the prime must hold at least one character")
+    ids = vocab.encode(prime, what="the prime")  # errors now, not at the first character
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return _stream(model, vocab, ids, temperature, top_k, length, generator)
+
+
+def _stream(
+    model: CharRNN,
+    vocab: CharVocab,
+    ids: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    length: int,
+    generator: torch.Generator | None,
+) -> Iterator[str]:
+    was_training = model.training
+    model.eval()
+    device = model.head.weight.device
+    try:
+        with torch.inference_mode():
+            logits, state = model(ids.to(device).unsqueeze(0))
+            logits = logits[:, -1]
+            for _ in range(length):
+                scaled = logits.float().cpu() / temperature
+                if top_k:
+                    kth = scaled.topk(min(top_k, scaled.shape[-1])).values[:, -1:]
+                    scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+                token = torch.multinomial(scaled.softmax(-1), 1, generator=generator)[:, 0]
+                yield vocab.decode(token)
+                logits, state = model.step(token.to(device), state)
+    finally:
+        model.train(was_training)
+
+
+def sample(
+    run: str | Path,
+    prime: str = "\n",
+    temperature: float = 0.8,
+    top_k: int | None = 40,
+    length: int = 2000,
+    seed: int | None = None,
+    runs_dir: str | Path = DEFAULT_ROOT,
+) -> Iterator[str]:
+    """Stream text from a trained run, one character at a time (see :func:`generate`)."""
+    model, vocab, _ = load_text_model(run, runs_dir)
+    return generate(model, vocab, prime, temperature, top_k, length, seed)

@@ -1,0 +1,72 @@
+"""A character-level language model: the lecture's many-to-many RNN for text synthesis.
+
+Each character x_t enters as a one-hot vector (as in the lecture and karpathy's char-rnn), so
+the first layer's input product W_xh x_t picks one column of W_xh; a stack of recurrent layers
+(simple RNN, LSTM or GRU, see ``striate.nn.recurrent``) carries the state, and the output is
+
+    y_t = W_hy h_t + b_y          (logits over the vocabulary for the next character)
+
+For large vocabularies an ``embedding`` size replaces the one-hot input by a learned table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from striate.errors import StriateError
+from striate.nn.recurrent import Recurrent
+
+
+class CharRNN(nn.Module):
+    """model(inputs (B, T) int64, state) -> (logits (B, T, vocab), state)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "lstm",
+        hidden: int = 512,
+        layers: int = 2,
+        dropout: float = 0.0,
+        embedding: int | None = None,
+        impl: str = "auto",
+    ) -> None:
+        super().__init__()
+        if vocab_size < 2:
+            raise StriateError("a character model needs a vocabulary of at least 2 characters")
+        if not 0 <= dropout < 1:
+            raise StriateError("dropout must be in [0, 1)")
+        self.config: dict[str, Any] = {
+            "vocab_size": vocab_size,
+            "cell": cell,
+            "hidden": hidden,
+            "layers": layers,
+            "dropout": dropout,
+            "embedding": embedding,
+        }
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, embedding) if embedding else None
+        self.rnn = Recurrent(
+            cell, embedding or vocab_size, hidden, num_layers=layers, dropout=dropout, impl=impl
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, input size): one-hot vectors or embeddings."""
+        if self.embed is not None:
+            return self.embed(inputs)
+        return F.one_hot(inputs, self.vocab_size).to(self.head.weight.dtype)
+
+    def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        hidden, state = self.rnn(self.encode(inputs), state)  # (B, T, H)
+        return self.head(self.drop(hidden)), state  # (B, T, vocab)
+
+    @torch.inference_mode()
+    def step(self, token: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """One character for each of B streams: (B,) ids -> (B, vocab) logits; no autograd."""
+        hidden, state = self.rnn.step(self.encode(token), state)
+        return self.head(hidden), state

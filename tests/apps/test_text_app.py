@@ -1,0 +1,106 @@
+"""Character-level text synthesis end to end: learning, sampling, resume, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from striate.apps import text_generation as tg
+from striate.cli.main import main
+from striate.engine.loop import EngineConfig
+
+
+def _config(tmp_path, **kw):
+    engine = {"epochs": 1, "batch_size": 16, "lr": 3e-3, "progress": False, "log_every": 10}
+    engine.update(kw.pop("engine", {}))
+    settings = {"cell": "lstm", "layers": 1, "hidden": 96, "tbptt": "32", "sample_every": 0}
+    settings.update(kw)
+    defaults = tg.text_engine_defaults()
+    return tg.TextTrainConfig(
+        runs_dir=str(tmp_path), engine=EngineConfig(**{**defaults.__dict__, **engine}), **settings
+    )
+
+
+@pytest.fixture(scope="module")
+def shakespeare_run(shared_data, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("text")
+    config = _config(
+        runs,
+        data="shakespeare",
+        data_dir=str(shared_data),
+        max_chars=120_000,
+        name="bard",
+        tbptt="25,50",
+        engine={"epochs": 2},
+    )
+    return tg.train(config)
+
+
+@pytest.mark.slow
+def test_char_lstm_learns_shakespeare(shakespeare_run):
+    # a uniform guess over the 65 characters costs log2(65) = 6.02 bits per character
+    final = shakespeare_run.fit.final
+    assert final["bpc"] < 2.9, final
+    assert math.isclose(final["bpc"], final["loss"] / math.log(2))
+
+
+def test_sampling_streams_reproducibly_and_checks_the_prime(shakespeare_run, capsys):
+    run = str(shakespeare_run.run)
+    a = "".join(tg.sample(run, prime="ROMEO:", length=60, seed=3))
+    b = "".join(tg.sample(run, prime="ROMEO:", length=60, seed=3))
+    assert a == b and len(a) == 60
+    assert main(["sample", run, "--prime", "ROMEO:", "--length", "40", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ROMEO:") and len(out) >= 46
+    assert main(["sample", run, "--prime", "ROMEO: ∑"]) == 2
+    assert "not in the vocabulary" in capsys.readouterr().err
+    assert main(["classify", run, "x.png"]) == 2
+    assert "not an image classifier" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "gru_cudnn"])
+def test_every_cell_trains_on_the_embedded_corpus(cell, tmp_path):
+    result = tg.train(_config(tmp_path, cell=cell, max_chars=20_000, hidden=48, name=cell))
+    history = [r["loss"] for r in result.fit.history if r["phase"] == "train"]
+    assert history[-1] < history[0] - 0.5
+
+
+def test_resume_continues_a_text_run(tmp_path):
+    part = tg.train(_config(tmp_path, max_chars=15_000, name="r", engine={"max_steps": 5}))
+    assert part.fit.step == 5
+    done = tg.resume(part.run, tmp_path)
+    assert done.fit.step > 5
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"", [], "empty"),
+        (b"\xff\xfe\x00binary\x00", [], "binary"),
+        (b"too short", [], "too short"),
+        (b"hello world " * 400, ["--tbptt", "50,20"], "k1 <= k2"),
+        (b"hello world " * 400, ["--tbptt", "0"], "k1 > 0"),
+        (b"hello world " * 400, ["--tbptt", "a,b"], "integers"),
+    ],
+)
+def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, message):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    code = main(
+        [
+            "train",
+            "text",
+            "--data",
+            str(corpus),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            *args,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
