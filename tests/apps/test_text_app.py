@@ -29,19 +29,21 @@ def shakespeare_run(shared_data, tmp_path_factory):
         runs,
         data="shakespeare",
         data_dir=str(shared_data),
-        max_chars=120_000,
+        max_chars=300_000,
+        hidden=256,
         name="bard",
         tbptt="25,50",
-        engine={"epochs": 2},
+        engine={"epochs": 3, "batch_size": 32, "lr": 5e-3},
     )
     return tg.train(config)
 
 
 @pytest.mark.slow
 def test_char_lstm_learns_shakespeare(shakespeare_run):
-    # a uniform guess over the 65 characters costs log2(65) = 6.02 bits per character
+    # a uniform guess over the 65 characters costs log2(65) = 6.02 bits per character, the
+    # character frequencies alone about 4.5; stated target after ~20 s: below 2.75 bpc
     final = shakespeare_run.fit.final
-    assert final["bpc"] < 2.9, final
+    assert final["bpc"] < 2.75, final
     assert math.isclose(final["bpc"], final["loss"] / math.log(2))
 
 

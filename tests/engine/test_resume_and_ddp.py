@@ -65,6 +65,8 @@ def test_torchrun_two_processes_equals_one_process(tmp_path):
         "--no-progress",
         "--runs-dir",
         str(tmp_path),
+        "--precision",
+        "fp32",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = [sys.executable, "-m", "striate", *common, "--name", "single"]

@@ -11,7 +11,7 @@ eval``, ``striate classify``), callable from Python with the same arguments::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class ImageTrainConfig:
     augment: str = ""
     label_smoothing: float = 0.0
     val_fraction: float = 0.1
+    validate_on: str = "val"  # "test" reports the test split each epoch (val_fraction may be 0)
     limit: int | None = None
     memory_limit_gb: float = 4.0  # larger image folders stream from disk instead
     workers: int = 2
@@ -75,8 +76,12 @@ class ImageTrainConfig:
             self.engine = EngineConfig(**self.engine)
         if not 0 <= self.label_smoothing < 1:
             raise StriateError("label smoothing must be in [0, 1)")
-        if not 0 < self.val_fraction < 1:
-            raise StriateError("validation fraction must be between 0 and 1")
+        if self.validate_on not in ("val", "test"):
+            raise StriateError("validate on must be val or test")
+        if not 0 <= self.val_fraction < 1:
+            raise StriateError("validation fraction must be in [0, 1)")
+        if self.val_fraction == 0 and self.validate_on == "val":
+            raise StriateError("validation fraction 0 leaves no validation split; validate on test")
         if self.limit is not None and self.limit < 2:
             raise StriateError("limit must be at least 2 images")
         if self.image_size is not None and self.image_size < 1:
@@ -136,8 +141,16 @@ def _streams(config: ImageTrainConfig) -> bool:
 # train
 
 
-def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainResult:
-    """Train an image classifier; ``resume`` (a run directory) continues it exactly."""
+def train(
+    config: ImageTrainConfig,
+    resume: str | Path | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], bool | None] | None = None,
+) -> TrainResult:
+    """Train an image classifier; ``resume`` (a run directory) continues it exactly.
+
+    ``on_epoch_end(epoch, metrics)`` sees each epoch's validation metrics; returning True
+    stops training there.
+    """
     dist = init_distributed()
     device = resolve_device(config.engine.device, dist.local_rank)
     bs, seed = config.engine.batch_size, config.engine.seed
@@ -151,7 +164,7 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
         raw = _load_split(config, "train", config.image_size)
         size = _choose_size(raw.image_size, config.model, config.image_size)
         train_set = _resized(raw, size)
-        val_set = _resized(_load_split(config, "val", size), size)
+        val_set = _resized(_load_split(config, config.validate_on, size), size)
         classes, channels = train_set.classes, train_set.channels
         mean, std = channel_mean_std(train_set.images)
         train_b = TensorBatches(train_set.images, train_set.labels, bs, seed=seed, **shard)
@@ -187,6 +200,7 @@ def train(config: ImageTrainConfig, resume: str | Path | None = None) -> TrainRe
         meta=meta,
         resume_from=resume_from,
         dist=dist,
+        on_epoch_end=on_epoch_end,
     )
     return TrainResult(run.path if run else None, result, classes)
 
@@ -214,7 +228,7 @@ def _stream_sources(config: ImageTrainConfig) -> tuple:
     size = config.image_size or get_model_spec(config.model).image_size
     common = {"image_size": size, "val_fraction": config.val_fraction, "seed": config.engine.seed}
     train_data = ImageFolderStream(path, "train", **common)
-    val_data = ImageFolderStream(path, "val", **common)
+    val_data = ImageFolderStream(path, config.validate_on, **common)
     sample = torch.stack([train_data[i][0] for i in range(min(len(train_data), 2048))])
     mean, std = channel_mean_std(sample)
     return train_data, val_data, train_data.classes, sample.shape[1], size, mean, std

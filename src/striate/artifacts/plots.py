@@ -6,25 +6,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
 import torch
 
 from striate.artifacts.atomic import atomic_path
 
 
+def _pyplot() -> Any:
+    """matplotlib, imported on first use (it costs a third of a second) and without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save(fig: Any, target: Path) -> Path:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return target
 
 
 def plot_curves(records: Sequence[dict[str, Any]], target: Path) -> Path:
     """Loss (left) and accuracy (right) against step, training steps and validation epochs."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     for phase, style in (("train", "-"), ("val", "o-")):
         rows = [r for r in records if r.get("phase") == phase]
         steps = [r["step"] for r in rows]
@@ -45,7 +51,7 @@ def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], target: Path) -
     """Confusion matrix, rows = true class, columns = predicted, cells show counts."""
     n = len(classes)
     side = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig, ax = _pyplot().subplots(figsize=(side, side))
     ax.imshow(matrix.numpy(), cmap="Blues")
     ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)

@@ -63,6 +63,7 @@ def _train_image(args: argparse.Namespace) -> int:
         augment=args.augment or "",
         label_smoothing=args.label_smoothing,
         val_fraction=args.val_fraction,
+        validate_on=args.validate_on,
         limit=args.limit,
         workers=args.workers,
         model_options=dict(args.option or []),
@@ -243,6 +244,12 @@ def _add_train_image(sub: Any) -> None:
     p.add_argument("--image-size", type=int, help="square input side (default: data's, or model's)")
     p.add_argument("--augment", help="e.g. rotate,shift,flip,crop,color or rotate=20,shift=0.15")
     p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument(
+        "--validate-on",
+        choices=["val", "test"],
+        default="val",
+        help="the split reported each epoch (test: --val-fraction may be 0)",
+    )
     p.add_argument("--limit", type=int, help="train on the first N (shuffled) images")
     p.add_argument("--workers", type=int, default=2, help="loader processes for streamed folders")
     p.add_argument("--option", type=_option, action="append", help="model option KEY=VALUE")

