@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from striate.artifacts.run_dir import RunDir, new_run, open_run
 from striate.engine.distributed import DistContext
+from striate.engine.loop import EngineConfig
 from striate.errors import StriateError
+
+
+class TaskConfig:
+    """Base of every task's configuration dataclass: rebuilt from its saved JSON."""
+
+    engine: EngineConfig
+
+    def _engine_from_dict(self) -> None:
+        if isinstance(self.engine, dict):
+            self.engine = EngineConfig(**self.engine)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 # engine settings a resumed run may change: how long it goes on and how it reports
 RESUMABLE = {"epochs", "max_steps", "progress", "log_every", "device", "checkpoint_every"}

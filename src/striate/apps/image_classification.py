@@ -12,7 +12,7 @@ eval``, ``striate classify``), callable from Python with the same arguments::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from striate import __version__
-from striate.apps._runs import prepare_run, saved_config
+from striate.apps._runs import TaskConfig, prepare_run, saved_config
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
@@ -47,7 +47,7 @@ KIND = "image-classification"
 
 
 @dataclass
-class ImageTrainConfig:
+class ImageTrainConfig(TaskConfig):
     """Everything that defines an image-classification run (saved as the run's config.json).
 
     ``data`` is a source name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``) or
@@ -72,8 +72,7 @@ class ImageTrainConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.engine, dict):
-            self.engine = EngineConfig(**self.engine)
+        self._engine_from_dict()
         if not 0 <= self.label_smoothing < 1:
             raise StriateError("label smoothing must be in [0, 1)")
         if self.validate_on not in ("val", "test"):
@@ -86,11 +85,6 @@ class ImageTrainConfig:
             raise StriateError("limit must be at least 2 images")
         if self.image_size is not None and self.image_size < 1:
             raise StriateError("image size must be positive")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImageTrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

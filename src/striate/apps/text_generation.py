@@ -14,7 +14,7 @@ loss / ln 2), on the held-out end of the corpus.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from striate import __version__
-from striate.apps._runs import prepare_run, saved_config
+from striate.apps._runs import TaskConfig, prepare_run, saved_config
 from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sources.text import load_text, split_text
@@ -78,7 +78,7 @@ def parse_tbptt(spec: str | int | tuple[int, int] | list[int]) -> tuple[int, int
 
 
 @dataclass
-class TextTrainConfig:
+class TextTrainConfig(TaskConfig):
     """A character-level language-model run (saved as the run's config.json).
 
     ``data``: ``python-stdlib`` (embedded, no download), ``shakespeare`` or a text file path.
@@ -103,18 +103,12 @@ class TextTrainConfig:
     engine: EngineConfig = field(default_factory=text_engine_defaults)
 
     def __post_init__(self) -> None:
-        if isinstance(self.engine, dict):
-            self.engine = EngineConfig(**self.engine)
+        self._engine_from_dict()
         self.tbptt = ",".join(map(str, parse_tbptt(self.tbptt)))
         if self.layers < 1 or self.hidden < 1:
             raise StriateError("layers and hidden size must be positive")
         if not 0 < self.val_fraction < 1:
             raise StriateError("validation fraction must be between 0 and 1")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextTrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
