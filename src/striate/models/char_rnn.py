@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from striate.errors import StriateError
@@ -59,7 +58,9 @@ class CharRNN(nn.Module):
         """(B, T) token ids -> (B, T, input size): one-hot vectors or embeddings."""
         if self.embed is not None:
             return self.embed(inputs)
-        return F.one_hot(inputs, self.vocab_size).to(self.head.weight.dtype)
+        # scatter_ rather than F.one_hot: no range check on every sampled character
+        onehot = inputs.new_zeros((*inputs.shape, self.vocab_size), dtype=self.head.weight.dtype)
+        return onehot.scatter_(-1, inputs.unsqueeze(-1), 1.0)
 
     def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         hidden, state = self.rnn(self.encode(inputs), state)  # (B, T, H)
