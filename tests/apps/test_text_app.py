@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from striate.apps import text_generation as tg
 from striate.cli.main import main
@@ -106,3 +107,18 @@ def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, 
     )
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_the_fast_sampler_equals_stepping_the_model():
+    from striate.models.char_rnn import CharRNN
+
+    torch.manual_seed(0)
+    for embedding in (None, 12):
+        model = CharRNN(9, "lstm", 16, 2, embedding=embedding).eval()
+        prime = torch.tensor([[1, 4, 2]])
+        with torch.inference_mode():
+            _, state = model(prime)
+            advance = model.sampler(state)
+            for token in (3, 0, 8, 5):
+                want, state = model.step(torch.tensor([token]), state)
+                torch.testing.assert_close(advance(token), want[0])

@@ -228,11 +228,11 @@ def _stream(
     device = model.head.weight.device
     chars = vocab.chars
     k = min(top_k or len(chars), len(chars))
-    token = torch.empty(1, dtype=torch.long, device=device)
     try:
         with torch.inference_mode():
             logits, state = model(ids.to(device).unsqueeze(0))
             logits = logits[0, -1]
+            advance = model.sampler(state)
             for _ in range(length):
                 values, indices = logits.float().div_(temperature).topk(k)
                 probs = values.softmax(0).tolist()
@@ -243,9 +243,7 @@ def _stream(
                         break
                 index = int(indices[choice])
                 yield chars[index]
-                token.fill_(index)
-                logits, state = model.step(token, state)
-                logits = logits[0]
+                logits = advance(index)
     finally:
         model.train(was_training)
 

@@ -11,6 +11,7 @@ For large vocabularies an ``embedding`` size replaces the one-hot input by a lea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -65,6 +66,26 @@ class CharRNN(nn.Module):
     def forward(self, inputs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         hidden, state = self.rnn(self.encode(inputs), state)  # (B, T, H)
         return self.head(self.drop(hidden)), state  # (B, T, vocab)
+
+    def sampler(self, state: Any = None) -> Callable[[int], torch.Tensor]:
+        """For generating at batch 1: ``logits = sampler(token_id)``, with the weights and the
+        state held between calls (see :meth:`striate.nn.recurrent.Recurrent.stepper`)."""
+        stepper = self.rnn.stepper(state)
+        weight, bias = self.head.weight, self.head.bias
+        onehot = weight.new_zeros(1, self.vocab_size)
+
+        def advance(token: int) -> torch.Tensor:
+            if torch.is_grad_enabled():  # entering no_grad costs microseconds: only if needed
+                with torch.no_grad():
+                    return advance(token)
+            if self.embed is not None:
+                x = self.embed.weight[token].unsqueeze(0)
+            else:
+                x = onehot.zero_()
+                x[0, token] = 1.0
+            return torch.addmm(bias, stepper(x), weight.T)[0]  # (vocab,) logits
+
+        return advance
 
     @torch.inference_mode()
     def step(self, token: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

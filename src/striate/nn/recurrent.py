@@ -43,7 +43,7 @@ from striate.errors import StriateError
 from striate.nn.cells import CuDNNGRUCell, GRUCell, LSTMCell, SimpleRNNCell
 from striate.nn.time_loops import run_gru_fast, run_reference
 
-__all__ = ["CELLS", "IMPLS", "Recurrent", "State", "detach_state"]
+__all__ = ["CELLS", "IMPLS", "Recurrent", "State", "Stepper", "detach_state"]
 
 State = Tensor | tuple[Tensor, Tensor]  # h (L*D, B, H), or (h, c) for the LSTM
 CELLS: dict[str, type[nn.Module]] = {
@@ -344,6 +344,17 @@ class Recurrent(nn.Module):
             new_states.append(s)
         return x_t, self._join_state(new_states)
 
+    def stepper(self, state: State | None = None, batch_size: int = 1) -> Stepper:
+        """A :class:`Stepper` for generating many steps: :meth:`step` without the per-call
+        checks, state stacking and weight-cache lookups (unidirectional layers only)."""
+        if self.bidirectional:
+            raise StriateError("stepper() needs a unidirectional layer")
+        if state is None:
+            state = self.init_state(batch_size)
+        else:
+            self._check_state(state, _batch_of(state))
+        return Stepper(self, self._split_state(state), self._step_weights())
+
     def _step_weights(self) -> list[tuple[Tensor | None, ...]]:
         """Per-layer inference weights for :meth:`step`, cached until a parameter changes."""
         # A parameter's storage changes with .to(...), its version with every in-place update
@@ -403,3 +414,34 @@ class Recurrent(nn.Module):
                 for name in names:
                     getattr(cell_module, name).copy_(getattr(module, name + suffix))
         return layer
+
+
+def _batch_of(state: State) -> int:
+    return (state[0] if isinstance(state, tuple) else state).shape[1]
+
+
+class Stepper:
+    """Advances a :class:`Recurrent` one step per call, holding its weights and per-layer
+    states between calls: ``h_t = stepper(x_t)``, ``stepper.state`` in ``forward``'s layout.
+
+    The weights are those of the moment it was made; make a new one after training steps.
+    """
+
+    def __init__(self, layer: Recurrent, states: list, weights: list) -> None:
+        self._layer = layer
+        self._states = states
+        self._weights = weights
+        self._step = layer.cells[0].inference_step
+
+    def __call__(self, x_t: Tensor) -> Tensor:
+        """(B, I) -> (B, H): the last layer's new hidden state."""
+        if torch.is_grad_enabled():  # entering no_grad costs microseconds: only when needed
+            with torch.no_grad():
+                return self(x_t)
+        for index, weights in enumerate(self._weights):
+            x_t, self._states[index] = self._step(x_t, self._states[index], *weights)
+        return x_t
+
+    @property
+    def state(self) -> State:
+        return self._layer._join_state(self._states)
