@@ -84,3 +84,15 @@ def test_images_with_the_wrong_channel_count_are_refused(stripes, tmp_path):
         ic.classify(result.run, [torch.zeros(4, 20, 20, dtype=torch.uint8)])
     with pytest.raises(StriateError, match="3 channel"):
         ic.classify(result.run, [torch.zeros(1, 20, 20)])
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path):
+    config = ic.ImageTrainConfig(
+        model="lenet5",
+        data="digits",
+        name="nan",
+        runs_dir=str(tmp_path),
+        engine=EngineConfig(epochs=1, lr=1e12, log_every=5, progress=False, schedule="constant"),
+    )
+    with pytest.raises(StriateError, match="loss became"):
+        ic.train(config)

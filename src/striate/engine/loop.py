@@ -301,11 +301,6 @@ def fit(
                 batch = _to_memory_format(batch, channels_last)
                 with precision.autocast():
                     out = step.train(trainable, batch)
-                if not torch.isfinite(out.loss):
-                    raise StriateError(
-                        f"loss became {out.loss.item()} at step {global_step}; "
-                        "lower the learning rate or enable gradient clipping"
-                    )
                 optimizer.zero_grad(set_to_none=True)
                 if out.backward is None:
                     precision.scaler.scale(out.loss).backward()
@@ -332,6 +327,11 @@ def fit(
                         "lr": optimizer.param_groups[0]["lr"],
                         "samples_per_s": sums.get("count", 0.0) / max(elapsed, 1e-9),
                     }
+                    if not math.isfinite(record["loss"]):  # checked here: no sync per step
+                        raise StriateError(
+                            f"loss became {record['loss']} by step {global_step}; "
+                            "lower the learning rate or enable gradient clipping"
+                        )
                     history.append(record)
                     if log:
                         log.write(record)
