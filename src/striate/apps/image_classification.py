@@ -170,6 +170,8 @@ def train(
     net = create_model(config.model, len(classes), channels, size, **config.model_options)
     model = ImageClassifier(net, mean, std)
     augment = build_augmentation(config.augment, channels)
+    if augment is not None:
+        augment.to(device)  # random parameters drawn where the batch lives
     step = ClassificationStep(augment, config.label_smoothing)
 
     prefix = f"{config.model}-{_data_label(config.data)}"
