@@ -72,7 +72,7 @@ def test_models_and_data_commands(capsys):
     code, out, _ = _run(capsys, "models", "resnet*")
     assert code == 0 and "resnet20" in out and "resnet50" in out and "lenet5" not in out
     code, out, _ = _run(capsys, "data")
-    assert code == 0 and "mnist" in out and "digits" in out
+    assert code == 0 and "mnist" in out and "digits" in out and "shakespeare" in out
 
 
 @pytest.mark.parametrize(

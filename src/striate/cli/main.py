@@ -165,8 +165,9 @@ def _models(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from striate.data.sources.images import describe_sources
+    from striate.data.sources.text import describe_text_sources
 
-    for row in describe_sources(args.data_dir):
+    for row in [*describe_sources(args.data_dir), *describe_text_sources(args.data_dir)]:
         state = {True: "present", False: "not downloaded", None: "-"}[row.get("present")]
         print(f"{row['name']:<14} {state:<15} {row.get('where', '')}  {row.get('description', '')}")
     return 0
