@@ -1,0 +1,1 @@
+"""Analysis tools: receptive fields and the Toeplitz form of convolutions."""
