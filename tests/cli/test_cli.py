@@ -165,3 +165,14 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_analyze_receptive_field_of_a_model_and_of_a_run(digits_run, capsys):
+    code, out, _ = _run(capsys, "analyze", "receptive-field", "lenet5")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    assert [row[-3] for row in rows][-1] == "32"  # C5 of the 32 px LeNet-5 sees the whole image
+    code, out, _ = _run(capsys, "analyze", "receptive-field", str(digits_run))
+    assert code == 0 and "32" in out
+    code, _, err = _run(capsys, "analyze", "receptive-field", "no-such-model-or-run")
+    assert code == 2 and err.count("\n") == 1

@@ -149,6 +149,14 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze_receptive_field(args: argparse.Namespace) -> int:
+    from striate.analysis.receptive_field import format_table
+    from striate.apps.analysis import receptive_field_table
+
+    print(format_table(receptive_field_table(args.model, args.image_size, args.runs_dir)))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from striate.models import count_parameters, create_model, get_model_spec, list_models
 
@@ -295,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=_sample)
+
+    analyze = commands.add_parser("analyze", help="look inside a model or a run")
+    analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    p = analyses.add_parser("receptive-field", help="receptive field, jump and start per layer")
+    p.add_argument("model", metavar="MODEL|RUN", help="a registered model or a trained run")
+    p.add_argument("--image-size", type=int, help="input side (default: the model's or run's)")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=_analyze_receptive_field)
 
     p = commands.add_parser("models", help="list registered models with parameter counts")
     p.add_argument("pattern", nargs="?", default="*")
