@@ -12,7 +12,9 @@ from striate.artifacts.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_state_strict,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from striate.errors import StriateError
 
@@ -86,3 +88,12 @@ def test_corrupt_or_mismatched_checkpoints_raise_one_line_errors(tmp_path):
     (path / "meta.json").write_text("{not json")
     with pytest.raises(StriateError, match="corrupt checkpoint metadata"):
         load_checkpoint(path)
+
+
+def test_rng_state_survives_json(tmp_path):
+    torch.manual_seed(5)
+    torch.rand(3)
+    path = save_checkpoint(tmp_path, 1, {"w": torch.zeros(1)}, {"rng": rng_state()})
+    expected = torch.rand(4)
+    set_rng_state(load_checkpoint(path).meta["rng"])
+    assert torch.equal(torch.rand(4), expected)

@@ -332,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("striate: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch" in sys.modules:  # leave a torchrun process group cleanly
+            from striate.engine.distributed import shutdown_distributed
+
+            shutdown_distributed()
 
 
 if __name__ == "__main__":

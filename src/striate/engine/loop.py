@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from striate.artifacts.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from striate.artifacts.checkpoint import (
+    load_checkpoint,
+    load_state_strict,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from striate.artifacts.metrics_log import MetricsLog
 from striate.artifacts.plots import plot_curves
 from striate.artifacts.run_dir import RunDir
@@ -248,6 +254,7 @@ def fit(
             raise StriateError(f"checkpoint {resume_from} holds no optimizer state to resume")
         optimizer.load_state_dict(ckpt.optimizer_state)
         schedule.load_state_dict(ckpt.meta["schedule"])
+        set_rng_state(ckpt.meta["rng"])
         global_step = ckpt.meta["step"]
         history = list(ckpt.meta.get("history", []))
 
@@ -268,6 +275,7 @@ def fit(
             "epoch": global_step // steps_per_epoch,
             "batch_in_epoch": global_step % steps_per_epoch,
             "schedule": schedule.state_dict(),
+            "rng": rng_state(),  # steps reseed from (seed, step); this covers the rest
             "history": history,
         }
         return save_checkpoint(
