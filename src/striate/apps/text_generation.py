@@ -32,7 +32,7 @@ from striate.data.vocab import CharVocab
 from striate.engine.device import resolve_device
 from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
-from striate.engine.tbptt import TBPTTStep
+from striate.engine.tbptt import TBPTTStep, check_window
 from striate.errors import StriateError
 from striate.models.char_rnn import CharRNN
 
@@ -70,12 +70,7 @@ def parse_tbptt(spec: str | int | tuple[int, int] | list[int]) -> tuple[int, int
         parts = parts * 2
     if len(parts) != 2:
         raise StriateError(f"--tbptt takes K or K1,K2, not {spec!r}")
-    k1, k2 = parts
-    if k1 <= 0 or k2 <= 0:
-        raise StriateError(f"TBPTT needs k1 > 0 and k2 > 0, got k1={k1}, k2={k2}")
-    if k1 > k2:
-        raise StriateError(f"TBPTT needs k1 <= k2, got k1={k1} > k2={k2}")
-    return k1, k2
+    return check_window(*parts)
 
 
 @dataclass

@@ -42,6 +42,17 @@ class DistContext:
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP and torch.compile wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def init_distributed() -> DistContext:
     """Join the process group that torchrun describes in the environment (if any)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

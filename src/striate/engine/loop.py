@@ -34,7 +34,7 @@ from striate.artifacts.metrics_log import MetricsLog
 from striate.artifacts.plots import plot_curves
 from striate.artifacts.run_dir import RunDir
 from striate.engine.device import PRECISIONS, Precision, resolve_device
-from striate.engine.distributed import DistContext
+from striate.engine.distributed import DistContext, unwrap
 from striate.engine.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -108,17 +108,6 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, float] = field(default_factory=dict)  # last validation metrics
     checkpoint: Path | None = None
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under DDP and torch.compile wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def has_conv(model: nn.Module) -> bool:

@@ -32,8 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from striate.engine.distributed import unwrap
 from striate.engine.steps import StepOutput
 from striate.errors import StriateError
+from striate.nn.recurrent import detach_state
 
 State = torch.Tensor | tuple[torch.Tensor, ...] | None
 
@@ -48,23 +50,10 @@ def _like(state: State, tensors: tuple[torch.Tensor, ...]) -> State:
     return tensors if isinstance(state, tuple) else tensors[0]
 
 
-def detach(state: State) -> State:
-    """The same state cut off from the graph that produced it."""
-    if state is None:
-        return None
-    return _like(state, tuple(t.detach() for t in _tensors(state)))
-
-
 def _leaf(state: State) -> State:
     if state is None:
         return None
     return _like(state, tuple(t.detach().requires_grad_() for t in _tensors(state)))
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while isinstance(model, nn.parallel.DistributedDataParallel) or hasattr(model, "_orig_mod"):
-        model = model.module if hasattr(model, "module") else model._orig_mod
-    return model
 
 
 @dataclass
@@ -81,6 +70,15 @@ def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every token, computed in at least float32."""
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def check_window(k1: int, k2: int) -> tuple[int, int]:
+    """TBPTT's (k1, k2), validated: 0 < k1 <= k2."""
+    if k1 <= 0 or k2 <= 0:
+        raise StriateError(f"TBPTT needs k1 > 0 and k2 > 0, got k1={k1}, k2={k2}")
+    if k1 > k2:
+        raise StriateError(f"TBPTT needs k1 <= k2, got k1={k1} > k2={k2}")
+    return k1, k2
 
 
 def sequence_sums(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -103,13 +101,8 @@ class TBPTTStep:
     """
 
     def __init__(self, k1: int, k2: int | None = None) -> None:
-        k2 = k1 if k2 is None else k2
-        if k1 <= 0 or k2 <= 0:
-            raise StriateError(f"TBPTT needs k1 > 0 and k2 > 0, got k1={k1}, k2={k2}")
-        if k1 > k2:
-            raise StriateError(f"TBPTT needs k1 <= k2, got k1={k1} > k2={k2}")
-        self.k1, self.k2 = k1, k2
-        self.piece = math.gcd(k1, k2)
+        self.k1, self.k2 = check_window(k1, k1 if k2 is None else k2)
+        self.piece = math.gcd(self.k1, self.k2)
         self.reset()
 
     def reset(self) -> None:
@@ -122,8 +115,8 @@ class TBPTTStep:
     def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
         inputs, targets = batch  # (B, k1) each
         if self.k1 == self.k2:
-            logits, state = model(inputs, detach(self.state))
-            self.state = detach(state)
+            logits, state = model(inputs, detach_state(self.state))
+            self.state = detach_state(state)
             sums = sequence_sums(logits.detach(), targets)
             loss = token_loss(logits, targets)
             return StepOutput(loss, sums)
@@ -132,7 +125,7 @@ class TBPTTStep:
     def _train_chained(
         self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     ) -> StepOutput:
-        module = _unwrap(model)
+        module = unwrap(model)
         live = dict(module.named_parameters())
         snapshot = {n: p.detach().clone().requires_grad_(p.requires_grad) for n, p in live.items()}
         pieces, state = [], self.state
@@ -140,7 +133,7 @@ class TBPTTStep:
             leaf = _leaf(state)
             logits, state = functional_call(module, snapshot, (chunk, leaf))
             pieces.append(_Piece(leaf, state, snapshot, logits))
-        self.state = detach(state)
+        self.state = detach_state(state)
         logits = torch.cat([p.logits for p in pieces], dim=1)
         loss = token_loss(logits, targets)
         sums = sequence_sums(logits.detach(), targets)
@@ -188,7 +181,7 @@ class TBPTTStep:
     def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, Any]:
         inputs, targets = batch
         logits, state = model(inputs, self.eval_state)
-        self.eval_state = detach(state)
+        self.eval_state = detach_state(state)
         return sequence_sums(logits, targets)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
