@@ -6,7 +6,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.run_dir import RunDir, new_run, open_run
+from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
+from striate.artifacts.run_dir import RunDir, locate_checkpoint, new_run, open_run
 from striate.engine.distributed import DistContext
 from striate.engine.loop import EngineConfig
 from striate.errors import StriateError
@@ -70,3 +71,16 @@ def saved_config(
     saved["engine"].update({k: v for k, v in engine.items() if v is not None})
     saved["runs_dir"] = str(found.path.parent)
     return found, saved
+
+
+def load_task_checkpoint(
+    run_or_checkpoint: str | Path, kind: str, what: str, runs_dir: str | Path
+) -> Checkpoint:
+    """The latest checkpoint of a run (or a checkpoint directory), refusing other tasks' ones
+    with one line: "RUN holds a text-generation model, not an image classifier"."""
+    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
+    ckpt = load_checkpoint(ckpt_dir)
+    if ckpt.meta.get("kind") != kind:
+        found = ckpt.meta.get("kind", "unknown")
+        raise StriateError(f"{run_or_checkpoint} holds a {found} model, not {what}")
+    return ckpt

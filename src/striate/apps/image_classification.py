@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, prepare_run, saved_config
+from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
+from striate.artifacts.checkpoint import load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.batching import StreamBatches, TensorBatches
@@ -238,19 +238,15 @@ def load_classifier(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[ImageClassifier, dict[str, Any]]:
     """Rebuild a trained classifier (in eval mode, on CPU) from a run or checkpoint directory."""
-    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
-    ckpt = load_checkpoint(ckpt_dir)
+    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "an image classifier", runs_dir)
     meta = ckpt.meta
-    if meta.get("kind") != KIND:
-        kind = meta.get("kind", "unknown")
-        raise StriateError(f"{run_or_checkpoint} holds a {kind} model, not an image classifier")
     cfg = meta["model"]
     net = create_model(
         cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
     )
     norm = meta["normalization"]
     model = ImageClassifier(net, norm["mean"], norm["std"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt_dir}")
+    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
     return model.eval(), meta
 
 

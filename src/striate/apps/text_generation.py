@@ -23,9 +23,9 @@ import torch
 from tqdm import tqdm
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, prepare_run, saved_config
-from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.sources.text import load_text, split_text
 from striate.data.text_batches import TokenStream
 from striate.data.vocab import CharVocab
@@ -171,14 +171,10 @@ def load_text_model(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[CharRNN, CharVocab, dict[str, Any]]:
     """Rebuild a trained character model (eval mode, CPU) and its vocabulary."""
-    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
-    ckpt = load_checkpoint(ckpt_dir)
+    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a text model", runs_dir)
     meta = ckpt.meta
-    if meta.get("kind") != KIND:
-        kind = meta.get("kind", "unknown")
-        raise StriateError(f"{run_or_checkpoint} holds a {kind} model, not a text model")
     model = CharRNN(**meta["model"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt_dir}")
+    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
     return model.eval(), CharVocab.from_json(meta["vocab"]), meta
 
 
