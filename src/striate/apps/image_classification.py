@@ -99,9 +99,9 @@ class TrainResult:
 
 
 def _choose_size(native: int, model: str, requested: int | None) -> int:
-    spec = get_model_spec(model)
     if requested:
         return requested
+    spec = get_model_spec(model)
     return native if native >= spec.min_image_size else spec.image_size
 
 
@@ -214,9 +214,10 @@ def resume(
 
 
 def _data_label(data: str) -> str:
-    return (
-        Path(data.removeprefix("folder:")).name or "folder" if data.startswith("folder:") else data
-    )
+    """The data part of a default run name: the source, or the folder's own name."""
+    if not data.startswith("folder:"):
+        return data
+    return Path(data.removeprefix("folder:")).name or "folder"
 
 
 def _stream_sources(config: ImageTrainConfig) -> tuple:
