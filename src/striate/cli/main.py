@@ -8,45 +8,39 @@ and exit code 2; Ctrl-C during training saves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, replace
-from typing import Any, NoReturn
+from typing import Any
 
+from striate.cli.common import (
+    Parser,
+    add_engine_args,
+    engine_config,
+    model_option,
+    report_run,
+    resume_overrides,
+)
 from striate.errors import StriateError
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2 like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        raise StriateError(f"{self.prog}: {message} (see --help)")
+# modules that add further commands through ``register(commands, train_tasks, analyses)``
+COMMAND_MODULES: tuple[str, ...] = tuple(
+    f"striate.cli.{name}"
+    for name in (
+        "sentiment",
+        "translation",
+        "captioning",
+        "video",
+        "analyze_images",
+        "analyze_recurrent",
+        "report",
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # commands
-
-
-def _engine(args: argparse.Namespace, defaults: Any) -> Any:
-    """The engine settings: a task's defaults, overridden by every flag that was given."""
-    given = {f.name: getattr(args, f.name) for f in fields(defaults) if hasattr(args, f.name)}
-    given = {k: v for k, v in given.items() if v is not None}
-    return replace(defaults, **given, progress=not args.no_progress)
-
-
-def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
-    if args.no_progress:
-        overrides["progress"] = False
-    return overrides
-
-
-def _report(result: Any) -> int:
-    if result.run is not None:
-        final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
-        print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
-    return 0
 
 
 def _train_image(args: argparse.Namespace) -> int:
@@ -54,7 +48,7 @@ def _train_image(args: argparse.Namespace) -> int:
     from striate.engine.loop import EngineConfig
 
     if args.resume:
-        return _report(ic.resume(args.resume, args.runs_dir, **_resume_overrides(args)))
+        return report_run(ic.resume(args.resume, args.runs_dir, **resume_overrides(args)))
     config = ic.ImageTrainConfig(
         model=args.model,
         data=args.data,
@@ -69,16 +63,16 @@ def _train_image(args: argparse.Namespace) -> int:
         model_options=dict(args.option or []),
         name=args.name,
         runs_dir=args.runs_dir,
-        engine=_engine(args, EngineConfig()),
+        engine=engine_config(args, EngineConfig()),
     )
-    return _report(ic.train(config))
+    return report_run(ic.train(config))
 
 
 def _train_text(args: argparse.Namespace) -> int:
     from striate.apps import text_generation as tg
 
     if args.resume:
-        return _report(tg.resume(args.resume, args.runs_dir, **_resume_overrides(args)))
+        return report_run(tg.resume(args.resume, args.runs_dir, **resume_overrides(args)))
     config = tg.TextTrainConfig(
         data=args.data,
         data_dir=args.data_dir,
@@ -93,9 +87,9 @@ def _train_text(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         name=args.name,
         runs_dir=args.runs_dir,
-        engine=_engine(args, tg.text_engine_defaults()),
+        engine=engine_config(args, tg.text_engine_defaults()),
     )
-    return _report(tg.train(config))
+    return report_run(tg.train(config))
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -185,45 +179,6 @@ def _data(args: argparse.Namespace) -> int:
 # the parser
 
 
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"model option {text!r} is not KEY=VALUE")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    """The training loop's flags, shared by every ``striate train`` task."""
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle"])
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--step-every-epochs", type=int, help="the step schedule's interval")
-    p.add_argument("--gamma", type=float, help="the step schedule's factor")
-    p.add_argument("--clip-grad-norm", type=float)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--max-steps", type=int, help="stop after this many steps")
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--metrics-format", choices=["jsonl", "csv"])
-    p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def _add_train_text(sub: Any) -> None:
     p = sub.add_parser("text", help="train a character-level RNN language model")
     p.add_argument("--data", default="python-stdlib", help="python-stdlib | shakespeare | FILE")
@@ -237,7 +192,7 @@ def _add_train_text(sub: Any) -> None:
     p.add_argument("--tbptt", default="100", help="K, or K1,K2: update every K1, backprop K2")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--sample-every", type=int, default=200, help="steps between samples")
-    _add_engine_args(p)
+    add_engine_args(p)
     p.set_defaults(func=_train_text)
 
 
@@ -261,18 +216,18 @@ def _add_train_image(sub: Any) -> None:
     )
     p.add_argument("--limit", type=int, help="train on the first N (shuffled) images")
     p.add_argument("--workers", type=int, default=2, help="loader processes for streamed folders")
-    p.add_argument("--option", type=_option, action="append", help="model option KEY=VALUE")
+    p.add_argument("--option", type=model_option, action="append", help="model option KEY=VALUE")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    _add_engine_args(p)
+    add_engine_args(p)
     p.set_defaults(func=_train_image)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="striate", description="CNNs and RNNs on PyTorch, as in the lecture.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="striate", description="CNNs and RNNs on PyTorch, as in the lecture.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train a model")
-    tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    tasks = train.add_subparsers(dest="task", required=True, parser_class=Parser)
     _add_train_image(tasks)
     _add_train_text(tasks)
 
@@ -305,12 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sample)
 
     analyze = commands.add_parser("analyze", help="look inside a model or a run")
-    analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=Parser)
     p = analyses.add_parser("receptive-field", help="receptive field, jump and start per layer")
     p.add_argument("model", metavar="MODEL|RUN", help="a registered model or a trained run")
     p.add_argument("--image-size", type=int, help="input side (default: the model's or run's)")
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=_analyze_receptive_field)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands, tasks, analyses)
 
     p = commands.add_parser("models", help="list registered models with parameter counts")
     p.add_argument("pattern", nargs="?", default="*")

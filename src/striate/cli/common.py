@@ -1,0 +1,83 @@
+"""What every ``striate`` command module shares: the parser class, the engine flags, the report.
+
+A command module (``striate.cli.<task>``) has one public function,
+``register(commands, train_tasks, analyses)``, that adds its subcommands to the three
+argparse sub-command groups: top-level commands, ``striate train <task>`` and
+``striate analyze <analysis>``. :mod:`striate.cli.main` calls every module's ``register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from typing import Any, NoReturn
+
+from striate.errors import StriateError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise StriateError(f"{self.prog}: {message} (see --help)")
+
+
+def engine_config(args: argparse.Namespace, defaults: Any) -> Any:
+    """The engine settings: a task's defaults, overridden by every flag that was given."""
+    given = {f.name: getattr(args, f.name) for f in fields(defaults) if hasattr(args, f.name)}
+    given = {k: v for k, v in given.items() if v is not None}
+    return replace(defaults, **given, progress=not args.no_progress)
+
+
+def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
+    if args.no_progress:
+        overrides["progress"] = False
+    return overrides
+
+
+def report_run(result: Any) -> int:
+    if result.run is not None:
+        final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
+        print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
+    return 0
+
+
+def model_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"model option {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The training loop's flags, shared by every ``striate train`` task."""
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle"])
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--step-every-epochs", type=int, help="the step schedule's interval")
+    p.add_argument("--gamma", type=float, help="the step schedule's factor")
+    p.add_argument("--clip-grad-norm", type=float)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--metrics-format", choices=["jsonl", "csv"])
+    p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
