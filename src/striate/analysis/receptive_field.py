@@ -124,7 +124,7 @@ class _Stop(Exception):
     """Raised by the hook to end the forward pass once the layer output is captured."""
 
 
-def _positive_copy(model: nn.Module) -> nn.Module:
+def positive_copy(model: nn.Module) -> nn.Module:
     """A float64 eval-mode copy where no gradient cancels or vanishes: convolutions average
     (weight 1 / fan-in), batch norms are identities, other weights 1, biases 0; max pooling
     (whose gradient reaches one input per window) becomes average pooling, LRN is dropped."""
@@ -159,7 +159,7 @@ def gradient_box(
 
     The centre unit is (H // 2, W // 2) of ``layer_name``'s output, summed over channels.
     """
-    net = _positive_copy(model)
+    net = positive_copy(model)
     modules = dict(net.named_modules())
     if layer_name not in modules:
         raise StriateError(f"no layer {layer_name!r}; layers: {', '.join(n for n in modules if n)}")
@@ -192,7 +192,7 @@ def empirical_receptive_field(
     """The side of the input region that influences the centre unit of ``layer_name``.
 
     Measured from the gradient of that unit w.r.t. an image of ones, in a copy of the model
-    with positive weights (see :func:`_positive_copy`); clipped by the image borders, so
+    with positive weights (see :func:`positive_copy`); clipped by the image borders, so
     use an image large enough for the centre unit's field to fit.
     """
     top, left, bottom, right = gradient_box(model, image_size, layer_name, in_channels)
