@@ -251,6 +251,22 @@ def test_step_equals_forward(cell, bias) -> None:
     torch.testing.assert_close(layer.step(x[:, 0])[0], one_step[:, 0])
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_stepper_reads_a_one_hot_input_from_its_index(cell, bias) -> None:
+    """stepper(token) skips the one-hot vector; it must equal forward on one-hot inputs."""
+    torch.manual_seed(0)
+    layer = Recurrent(cell, I, H, num_layers=2, bias=bias).double()
+    tokens = torch.randint(0, I, (T,))
+    onehot = torch.nn.functional.one_hot(tokens, I).double().unsqueeze(0)  # (1, T, I)
+    outputs, final = layer(onehot)
+    stepper = layer.stepper()
+    with torch.inference_mode():
+        for t, token in enumerate(tokens.tolist()):
+            torch.testing.assert_close(stepper(token), outputs[:, t])
+    assert_all_close(parts(stepper.state), parts(final), atol=1e-12)
+
+
 def test_step_sees_weight_updates() -> None:
     layer = Recurrent("lstm", I, H, num_layers=2).double()
     x = torch.randn(B, I, dtype=torch.float64)

@@ -232,7 +232,7 @@ def _stream(
                     total += p
                     if r < total:
                         break
-                index = int(indices[choice])
+                index = indices.tolist()[choice]
                 yield chars[index]
                 logits = advance(index)
     finally:

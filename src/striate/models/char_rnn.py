@@ -71,19 +71,16 @@ class CharRNN(nn.Module):
         """For generating at batch 1: ``logits = sampler(token_id)``, with the weights and the
         state held between calls (see :meth:`striate.nn.recurrent.Recurrent.stepper`)."""
         stepper = self.rnn.stepper(state)
-        weight, bias = self.head.weight, self.head.bias
-        onehot = weight.new_zeros(1, self.vocab_size)
+        weight_t, bias = self.head.weight.T, self.head.bias
+        embed = None if self.embed is None else self.embed.weight
 
         def advance(token: int) -> torch.Tensor:
             if torch.is_grad_enabled():  # entering no_grad costs microseconds: only if needed
                 with torch.no_grad():
                     return advance(token)
-            if self.embed is not None:
-                x = self.embed.weight[token].unsqueeze(0)
-            else:
-                x = onehot.zero_()
-                x[0, token] = 1.0
-            return torch.addmm(bias, stepper(x), weight.T)[0]  # (vocab,) logits
+            # a one-hot input goes in as its index: the first layer reads one weight row
+            hidden = stepper(token if embed is None else embed[token : token + 1])
+            return torch.addmm(bias, hidden, weight_t)[0]  # (vocab,) logits
 
         return advance
 

@@ -31,7 +31,9 @@ through time; ``forget_bias=None`` keeps torch's plain uniform initialization.
 Inference. Besides ``forward``, each cell has ``inference_step(x_t, state, *weights)``, the
 same step without autograd for generating one token at a time, on weights prepared once by
 ``inference_weights()`` (``[W_ih | W_hh]`` concatenated so one ``addmm`` on ``[x_t, h]`` does
-a layer) with in-place activations. :meth:`Recurrent.step` caches those weights.
+a layer) with in-place activations. :meth:`Recurrent.step` caches those weights. ``x_t`` may
+also be an int, the index of a one-hot input: W · [x_t, h] is then one row of W_ih plus
+W_hh h, which saves the one-hot vector, the concatenation and part of the product.
 """
 
 from __future__ import annotations
@@ -107,18 +109,34 @@ class _Cell(nn.Module):
 
     def _concat_weights(self, rows: Tensor | slice) -> tuple[Tensor, Tensor | None]:
         """``[W_ih | W_hh]`` for the given gate rows, transposed for ``[x, h] @ W^T``."""
-        w = torch.cat([self.weight_ih[rows], self.weight_hh[rows]], 1).contiguous()
+        w = torch.cat([self.weight_ih[rows], self.weight_hh[rows]], 1)
         b = None if self.bias_ih is None else (self.bias_ih[rows] + self.bias_hh[rows])
-        return w.T, b
+        return w.T.contiguous(), b  # row-major: a one-hot input reads one contiguous row
 
     def inference_weights(self) -> tuple[Tensor | None, ...]:
         """Weights for :meth:`inference_step` (default: all rows of ``[W_ih | W_hh]``, b)."""
         return self._concat_weights(slice(None))
 
 
-def _affine(inputs: Tensor, w_t: Tensor, b: Tensor | None) -> Tensor:
-    """``inputs @ w_t + b`` in one call (B, K) x (K, N) -> (B, N)."""
+def _affine(inputs: Tensor | int, w_t: Tensor, b: Tensor | None) -> Tensor:
+    """``inputs @ w_t + b`` in one call (B, K) x (K, N) -> (B, N).
+
+    ``inputs`` may be an int: the index of a one-hot input, whose product with ``w_t`` is
+    that row of it (no multiplication at all).
+    """
+    if isinstance(inputs, int):
+        row = w_t[inputs : inputs + 1]
+        return row.clone() if b is None else row + b
     return inputs @ w_t if b is None else torch.addmm(b, inputs, w_t)
+
+
+def _affine_xh(x_t: Tensor | int, h: Tensor, w_t: Tensor, b: Tensor | None) -> Tensor:
+    """``[x_t, h] @ w_t + b``: one product on the concatenation for a dense ``x_t`` (B, I);
+    for a one-hot ``x_t`` given as its index, ``W_x[token] + h @ W_h`` without the zeros."""
+    if isinstance(x_t, int):
+        inputs = w_t.shape[0] - h.shape[1]
+        return torch.addmm(_affine(x_t, w_t, b), h, w_t[inputs:])
+    return _affine(torch.cat((x_t, h), 1), w_t, b)
 
 
 class SimpleRNNCell(_Cell):
@@ -146,9 +164,9 @@ class SimpleRNNCell(_Cell):
 
     @staticmethod
     def inference_step(
-        x_t: Tensor, h: Tensor, w_t: Tensor, b: Tensor | None
+        x_t: Tensor | int, h: Tensor, w_t: Tensor, b: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        h = _affine(torch.cat((x_t, h), 1), w_t, b).tanh_()
+        h = _affine_xh(x_t, h, w_t, b).tanh_()
         return h, h
 
 
@@ -223,11 +241,11 @@ class LSTMCell(_Cell):
 
     @staticmethod
     def inference_step(
-        x_t: Tensor, state: LSTMState, w_t: Tensor, b: Tensor | None
+        x_t: Tensor | int, state: LSTMState, w_t: Tensor, b: Tensor | None
     ) -> tuple[Tensor, LSTMState]:
         h, c = state
         hidden = h.shape[1]
-        gates = _affine(torch.cat((x_t, h), 1), w_t, b)  # (B, 4H): i, f, o | C~
+        gates = _affine_xh(x_t, h, w_t, b)  # (B, 4H): i, f, o | C~
         gates[:, : 3 * hidden].sigmoid_()
         gates[:, 3 * hidden :].tanh_()
         i, f, o, c_tilde = gates.chunk(4, 1)
@@ -271,15 +289,15 @@ class GRUCell(_Cell):
 
     @staticmethod
     def inference_step(
-        x_t: Tensor,
+        x_t: Tensor | int,
         h: Tensor,
         w_zr_t: Tensor,
         b_zr: Tensor | None,
         w_n_t: Tensor,
         b_n: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        z, r = _affine(torch.cat((x_t, h), 1), w_zr_t, b_zr).sigmoid_().chunk(2, 1)
-        h_tilde = _affine(torch.cat((x_t, r * h), 1), w_n_t, b_n).tanh_()
+        z, r = _affine_xh(x_t, h, w_zr_t, b_zr).sigmoid_().chunk(2, 1)
+        h_tilde = _affine_xh(x_t, r * h, w_n_t, b_n).tanh_()
         h = torch.lerp(h, h_tilde, z)  # (1 - z) * h + z * h~
         return h, h
 
@@ -318,12 +336,12 @@ class CuDNNGRUCell(_Cell):
         return h, h
 
     def inference_weights(self) -> tuple[Tensor | None, ...]:
-        """The weights as they are: r multiplies ``W_hn h + b_hn``, so no concatenation."""
-        return self.weight_ih.T, self.bias_ih, self.weight_hh.T, self.bias_hh
+        """The weights unconcatenated (r multiplies ``W_hn h + b_hn``), transposed row-major."""
+        return self.weight_ih.T.contiguous(), self.bias_ih, self.weight_hh.T, self.bias_hh
 
     @staticmethod
     def inference_step(
-        x_t: Tensor,
+        x_t: Tensor | int,
         h: Tensor,
         w_ih_t: Tensor,
         b_ih: Tensor | None,

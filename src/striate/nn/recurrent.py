@@ -433,8 +433,12 @@ class Stepper:
         self._weights = weights
         self._step = layer.cells[0].inference_step
 
-    def __call__(self, x_t: Tensor) -> Tensor:
-        """(B, I) -> (B, H): the last layer's new hidden state."""
+    def __call__(self, x_t: Tensor | int) -> Tensor:
+        """(B, I) -> (B, H): the last layer's new hidden state.
+
+        ``x_t`` may be an int: the index of a one-hot input (the same for every row), which
+        the first layer reads as one row of its input weights instead of multiplying zeros.
+        """
         if torch.is_grad_enabled():  # entering no_grad costs microseconds: only when needed
             with torch.no_grad():
                 return self(x_t)
