@@ -1,9 +1,189 @@
-"""``striate`` commands of this task (work in progress this session)."""
+"""``striate train translate``, ``striate translate`` and ``striate eval-translate``.
+
+Each command is one call of :mod:`striate.apps.translation`::
+
+    striate train translate --data multi30k --src en --tgt de --attention bahdanau --epochs 10
+    striate translate runs/seq2seq-en-de "A man is riding a bike." --beam 5
+    striate translate runs/seq2seq-en-de --file sentences.txt > translations.txt
+    striate eval-translate runs/seq2seq-en-de --split test --beam 5
+
+``--file`` reads one sentence per line (``-``: standard input) and prints one translation
+per line, a blank line for a blank one, so the output lines up with the input.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from striate.cli.common import add_engine_args, engine_config, report_run, resume_overrides
+from striate.errors import StriateError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from striate.apps import translation as mt
+
+    if args.resume:
+        return report_run(mt.resume(args.resume, args.runs_dir, **resume_overrides(args)))
+    config = mt.TranslateTrainConfig(
+        data=args.data,
+        data_dir=args.data_dir,
+        src=args.src,
+        tgt=args.tgt,
+        columns=args.columns,
+        val_fraction=args.val_fraction,
+        limit=args.limit,
+        lowercase=not args.cased,
+        min_freq=args.min_freq,
+        max_vocab=args.max_vocab,
+        max_length=args.max_length,
+        cell=args.cell,
+        layers=args.layers,
+        hidden=args.hidden,
+        embedding=args.embedding,
+        attention=args.attention,
+        bidirectional=args.bidirectional,
+        reverse_source=args.reverse_source,
+        dropout=args.dropout,
+        label_smoothing=args.label_smoothing,
+        teacher_forcing=args.teacher_forcing,
+        teacher_forcing_schedule=args.teacher_forcing_schedule,
+        teacher_forcing_end=args.teacher_forcing_end,
+        teacher_forcing_steps=args.teacher_forcing_steps,
+        val_bleu_samples=args.val_bleu_samples,
+        name=args.name,
+        runs_dir=args.runs_dir,
+        engine=engine_config(args, mt.translate_engine_defaults()),
+    )
+    return report_run(mt.train(config))
+
+
+def _read_lines(file: str) -> list[str]:
+    """Every line of ``file`` (``-``: standard input), blank ones included."""
+    if file == "-":
+        content = sys.stdin.read()
+    else:
+        path = Path(file).expanduser()
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise StriateError(f"sentence file {path} not found") from None
+        except IsADirectoryError:
+            raise StriateError(f"{path} is a directory, not a text file") from None
+        except UnicodeDecodeError:
+            raise StriateError(f"{path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = content.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        raise StriateError(f"{'standard input' if file == '-' else file} holds no sentences")
+    return lines
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from striate.apps import translation as mt
+
+    sentences = list(args.sentences) + (_read_lines(args.file) if args.file else [])
+    if not sentences:
+        raise StriateError("give sentences to translate, or --file FILE (one per line)")
+    outputs = mt.translate(
+        args.run, sentences, args.beam, args.length_penalty, args.max_len, args.device,
+        args.runs_dir,
+    )  # fmt: skip
+    if args.json:
+        rows = [{"source": s, "translation": t} for s, t in zip(sentences, outputs, strict=True)]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for line in outputs:
+        print(line)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from striate.apps import translation as mt
+
+    report = mt.evaluate(
+        args.run, args.split, args.beam, args.length_penalty, args.data, args.data_dir,
+        args.limit, args.device, args.runs_dir,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(
+        f"{report['split']} split of {report['data']} ({report['src']}->{report['tgt']}): "
+        f"{report['sentences']} sentences, beam {report['beam']}"
+    )
+    precisions = "/".join(f"{p:.1f}" for p in report["precisions"])
+    print(f"  BLEU {report['bleu']:.2f}   ({precisions}, BP {report['brevity_penalty']:.3f})")
+    print(f"  sacreBLEU {report['signature']}")
+    return 0
 
 
 def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add ``train translate``, ``translate`` and ``eval-translate``."""
+    p = train_tasks.add_parser("translate", help="train a recurrent encoder-decoder translator")
+    p.add_argument("--data", default="multi30k", help="multi30k | tsv:PATH | FILE.tsv | FILE.txt")
+    p.add_argument("--data-dir", help="where datasets live (default: $STRIATE_DATA or cache)")
+    p.add_argument("--src", default="en", help="source language code (multi30k: en de fr cs)")
+    p.add_argument("--tgt", default="de", help="target language code")
+    p.add_argument("--columns", help="languages of a TSV file's two columns, e.g. en,de")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="TSV files: held-out share")
+    p.add_argument("--limit", type=int, help="use only the first N training pairs")
+    p.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
+    p.add_argument("--min-freq", type=int, default=2, help="rarer words become <unk>")
+    p.add_argument("--max-vocab", type=int, help="cap each vocabulary (special tokens included)")
+    p.add_argument("--max-length", type=int, default=50, help="drop longer training pairs")
+    p.add_argument("--cell", default="gru", help="rnn | lstm | gru | gru_cudnn")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--embedding", type=int, default=256)
+    p.add_argument("--attention", default="bahdanau", choices=["bahdanau", "luong", "none"])
+    p.add_argument(
+        "--bidirectional", action=argparse.BooleanOptionalAction, default=True,
+        help="bidirectional encoder (default: on)",
+    )  # fmt: skip
+    p.add_argument(
+        "--reverse-source", action="store_true", help="read the source backwards (Sutskever)"
+    )
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--teacher-forcing", type=float, default=1.0, help="initial ratio")
+    p.add_argument(
+        "--teacher-forcing-schedule", default="constant",
+        choices=["constant", "linear", "inverse_sigmoid", "exponential"],
+    )  # fmt: skip
+    p.add_argument("--teacher-forcing-end", type=float, default=0.5, help="final ratio")
+    p.add_argument("--teacher-forcing-steps", type=int, default=0, help="0: the whole run")
+    p.add_argument("--val-bleu-samples", type=int, default=200, help="greedy BLEU per epoch")
+    add_engine_args(p)
+    p.set_defaults(func=_train)
+
+    p = commands.add_parser("translate", help="translate sentences with a trained run")
+    p.add_argument("run")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE")
+    p.add_argument("--file", help="one sentence per line (- : standard input)")
+    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=0.6, help="alpha of Wu et al.")
+    p.add_argument("--max-len", type=int, help="most tokens per translation")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_translate)
+
+    p = commands.add_parser("eval-translate", help="corpus BLEU of a translation run")
+    p.add_argument("run")
+    p.add_argument("--split", default="test", help="test | val | train | a Multi30k test set")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--length-penalty", type=float, default=0.6)
+    p.add_argument("--data", help="default: the data the run was trained on")
+    p.add_argument("--data-dir")
+    p.add_argument("--limit", type=int, help="only the first N sentences")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)

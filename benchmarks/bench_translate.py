@@ -1,0 +1,126 @@
+"""Multi30k English→German BLEU of a recurrent encoder-decoder after a fixed training budget.
+
+The run is ``striate.apps.translation.train`` -- what ``striate train translate --data
+multi30k --src en --tgt de ...`` does -- on the 29,000 training pairs (lower-cased, words
+seen at least twice), for a fixed number of epochs on the CPU; then the 1,000 sentences of
+``test_2016_flickr`` are translated with beam search (beam 5, length penalty 0.6) and scored
+with sacreBLEU (13a, case-insensitive because the model is trained on lower-cased text)
+against the raw references. One JSON line: test BLEU, greedy validation BLEU per epoch,
+training seconds, target tokens per second, and the published range it sits beside:
+attention-based GRU/LSTM encoder-decoders on Multi30k en→de test2016 are reported at roughly
+30-35 BLEU (text-only baselines of the WMT multimodal translation papers) after hours of
+GPU training.
+
+Usage: ``python benchmarks/bench_translate.py [--epochs 2] [--cell gru_cudnn] [--attention
+luong] [--hidden 256] [--embedding 256] [--batch-size 64] [--lr 2e-3] [--beam 5] [--seed 0]
+[--quick]`` (``--quick``: 2,000 training pairs, 1 epoch, 100 test sentences, to check that
+it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+from _common import data_dir, emit, environment
+from striate.apps import translation as mt
+from striate.engine.loop import EngineConfig
+
+PUBLISHED_TEST2016_BLEU = "roughly 30-35 (attention GRU/LSTM seq2seq, hours of GPU training)"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--cell", default="gru_cudnn")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--embedding", type=int, default=256)
+    p.add_argument("--attention", default="luong", choices=["bahdanau", "luong", "none"])
+    p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    epochs, limit, test_limit = (1, 2000, 100) if args.quick else (args.epochs, None, None)
+
+    with tempfile.TemporaryDirectory() as runs:
+        config = mt.TranslateTrainConfig(
+            data="multi30k",
+            data_dir=str(data_dir()),
+            src="en",
+            tgt="de",
+            limit=limit,
+            cell=args.cell,
+            layers=args.layers,
+            hidden=args.hidden,
+            embedding=args.embedding,
+            attention=args.attention,
+            bidirectional=args.bidirectional,
+            dropout=args.dropout,
+            val_bleu_samples=200,
+            runs_dir=runs,
+            name="bench",
+            engine=EngineConfig(
+                **{
+                    **mt.translate_engine_defaults().__dict__,
+                    "epochs": epochs,
+                    "batch_size": args.batch_size,
+                    "lr": args.lr,
+                    "seed": args.seed,
+                    "device": args.device,
+                    "progress": False,
+                    "log_every": 50,
+                }
+            ),
+        )
+        start = time.perf_counter()
+        result = mt.train(config)
+        seconds = time.perf_counter() - start
+        test = mt.evaluate(
+            result.run, "test_2016_flickr", beam=args.beam, limit=test_limit,
+            device=args.device, write=False,
+        )  # fmt: skip
+    train_records = [r for r in result.fit.history if r["phase"] == "train"]
+    val = [r for r in result.fit.history if r["phase"] == "val"]
+    emit(
+        {
+            "benchmark": "multi30k_en_de_translation",
+            "model": {
+                "cell": args.cell,
+                "layers": args.layers,
+                "hidden": args.hidden,
+                "embedding": args.embedding,
+                "attention": args.attention,
+                "bidirectional": args.bidirectional,
+                "dropout": args.dropout,
+            },
+            "epochs": epochs,
+            "steps": result.fit.step,
+            "src_vocab": len(result.src_vocab),
+            "tgt_vocab": len(result.tgt_vocab),
+            "train_seconds": seconds,
+            "target_tokens_per_s": statistics.mean(r["samples_per_s"] for r in train_records),
+            "val_perplexity": val[-1]["perplexity"] if val else None,
+            "val_greedy_bleu_per_epoch": [r["greedy_bleu"] for r in result.val_bleu],
+            "test2016_bleu": test["bleu"],
+            "test_sentences": test["sentences"],
+            "beam": args.beam,
+            "bleu_signature": test["signature"],
+            "translate_seconds": test["translate_seconds"],
+            "example": test["examples"][0],
+            "published_test2016_bleu": PUBLISHED_TEST2016_BLEU,
+            **environment(),
+            "quick": args.quick,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
