@@ -253,18 +253,25 @@ def test_step_equals_forward(cell, bias) -> None:
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bias", [True, False])
-def test_stepper_reads_a_one_hot_input_from_its_index(cell, bias) -> None:
-    """stepper(token) skips the one-hot vector; it must equal forward on one-hot inputs."""
+def test_stepper_equals_forward_for_dense_and_one_hot_inputs(cell, bias) -> None:
+    """stepper(x_t) and stepper(token) (no one-hot vector built) must equal forward."""
     torch.manual_seed(0)
     layer = Recurrent(cell, I, H, num_layers=2, bias=bias).double()
     tokens = torch.randint(0, I, (T,))
     onehot = torch.nn.functional.one_hot(tokens, I).double().unsqueeze(0)  # (1, T, I)
     outputs, final = layer(onehot)
-    stepper = layer.stepper()
+    dense_x = torch.randn(B, T, I, dtype=torch.float64)
+    state0 = random_state(layer)
+    dense_outputs, dense_final = layer(dense_x, state0)
+    by_token, dense = layer.stepper(), layer.stepper(state0)
+    kept = []
     with torch.inference_mode():
         for t, token in enumerate(tokens.tolist()):
-            torch.testing.assert_close(stepper(token), outputs[:, t])
-    assert_all_close(parts(stepper.state), parts(final), atol=1e-12)
+            torch.testing.assert_close(by_token(token), outputs[:, t])
+            kept.append(dense(dense_x[:, t]))
+    torch.testing.assert_close(torch.stack(kept, 1), dense_outputs)  # outputs are not reused
+    assert_all_close(parts(by_token.state), parts(final), atol=1e-12)
+    assert_all_close(parts(dense.state), parts(dense_final), atol=1e-12)
 
 
 def test_step_sees_weight_updates() -> None:
