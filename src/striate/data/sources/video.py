@@ -1,0 +1,613 @@
+"""Video clips with a label per frame: the generated ``moving-digits`` set, and your own clips.
+
+The lecture's "video classification on frame level" is the synced many-to-many pattern: one
+input frame and one output label per time step. Every source here returns a
+:class:`VideoData` (uint8 frames, padded to the longest clip, with the true lengths).
+
+Sources:
+
+* ``moving-digits`` (generated, no download): handwritten digits (scikit-learn's bundled 8x8
+  ``digits``, or MNIST from the data directory with ``digits="mnist"``) that move, bounce,
+  change and disappear; see :func:`generate_moving_digits` for the exact labelling rule.
+* ``folder:PATH``: your clips. ``PATH/<clip>/`` is a folder of frame images (read in sorted
+  name order) with ``labels.txt`` beside them; ``PATH/<clip>.mp4`` (or .avi, .mkv, .mov,
+  .webm, .m4v) is a video file, decoded with PyAV when it is installed, whose labels are in
+  ``PATH/<clip>.labels.txt``. A label file holds one class name per line, one line per
+  frame, in frame order (blank lines at the very end are ignored). As for image folders,
+  ``PATH/train/``, ``PATH/val/`` and ``PATH/test/`` are taken as the splits when present;
+  otherwise the clips are split reproducibly (seeded): 10% test, ``val_fraction`` val, the
+  rest train.
+
+Example:
+    >>> data = load_video_data("moving-digits", "val", spec=MovingDigits(frames=12), clips=8)
+    >>> tuple(data.frames.shape), tuple(data.labels.shape), data.classes[:3]
+    ((8, 12, 1, 32, 32), (8, 12), ['0', '1', '2'])
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from striate.data.sources.base import SPLITS
+from striate.data.sources.folder import IMAGE_EXTENSIONS, read_image_file
+from striate.data.sources.images import load_image_data
+from striate.data.transforms.functional import to_square
+from striate.errors import StriateError
+
+__all__ = [
+    "FOLDER_PREFIX",
+    "MOVING_DIGITS",
+    "PAD_LABEL",
+    "VIDEO_EXTENSIONS",
+    "MovingDigits",
+    "VideoData",
+    "generate_moving_digits",
+    "load_clip",
+    "load_video_data",
+    "read_labels",
+    "save_clip",
+    "video_sources",
+]
+
+MOVING_DIGITS = "moving-digits"
+FOLDER_PREFIX = "folder:"
+PAD_LABEL = -1  # the label of frames past a clip's length
+LABELS_FILE = "labels.txt"
+LABELS_SUFFIX = ".labels.txt"
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
+DEFAULT_CLIPS = {"train": 3000, "val": 500, "test": 1000}
+TEST_SEED = 20241  # fixed: the moving-digits test clips never depend on the user's seed
+FOLDER_TEST_FRACTION = 0.1
+MAX_DEFAULT_FOLDER_SIZE = 64
+
+
+@dataclass
+class VideoData:
+    """Labelled clips held in memory, padded to one length.
+
+    Attributes:
+        frames: uint8 (N, T, C, S, S); frames past a clip's length are zero.
+        labels: int64 (N, T), class indices, :data:`PAD_LABEL` past each clip's length.
+        lengths: int64 (N,), each clip's frame count (1..T).
+        memory: bool (N, T), the frames whose label cannot be seen in the frame itself (the
+            generated set's hidden frames); all False for your clips, where it is unknown.
+        classes: class names, index = label.
+        names: one name per clip (file or folder name; ``clip-00012`` for generated ones).
+    """
+
+    frames: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    memory: torch.Tensor
+    classes: list[str]
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        n, t = self.labels.shape
+        if self.frames.dtype != torch.uint8 or self.frames.dim() != 5:
+            raise ValueError("frames must be a uint8 tensor of shape (N, T, C, S, S)")
+        if self.frames.shape[:2] != (n, t) or self.memory.shape != (n, t):
+            raise ValueError("frames, labels and memory must agree on (N, T)")
+        if self.lengths.shape != (n,) or len(self.names) != n:
+            raise ValueError("lengths and names must have one entry per clip")
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.frames.shape[2]
+
+    @property
+    def image_size(self) -> int:
+        return self.frames.shape[-1]
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """bool (N, T): the frames inside each clip's length."""
+        return self.labels != PAD_LABEL
+
+    def targets(self) -> torch.Tensor:
+        """int64 (N, T, 2): the label and the memory flag of every frame, stacked, which is
+        the form the training batches carry them in."""
+        return torch.stack([self.labels, self.memory.long()], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# moving digits
+
+
+@dataclass(frozen=True)
+class MovingDigits:
+    """The parameters of the generated set (defaults: 16 frames of 32x32, 16 px digits).
+
+    Attributes:
+        frames: T, frames per clip.
+        image_size: S, side of the square canvas.
+        digit_size: side the digit glyphs are resized to (default S // 2).
+        max_speed: largest speed along each axis, in pixels per frame.
+        change_prob: chance, at each frame after the first, that a new digit (a new glyph
+            drawn from the whole pool) replaces the current one.
+        hide_prob: chance that a visible frame is followed by a hidden one.
+        stay_hidden_prob: chance that a hidden frame is followed by another hidden one.
+        noise: background pixels are uniform in 0..noise.
+        digits: where the glyphs come from: ``digits`` (bundled) or ``mnist``.
+    """
+
+    frames: int = 16
+    image_size: int = 32
+    digit_size: int | None = None
+    max_speed: float = 2.5
+    change_prob: float = 0.15
+    hide_prob: float = 0.3
+    stay_hidden_prob: float = 0.6
+    noise: int = 40
+    digits: str = "digits"
+
+    def __post_init__(self) -> None:
+        size = self.digit_size or self.image_size // 2
+        checks = [
+            (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
+            (4 <= size <= self.image_size, f"digit size {size} must be in 4..image size"),
+            (self.max_speed >= 0, "max speed must be non-negative"),
+            (0 <= self.change_prob <= 1, "change probability must be in [0, 1]"),
+            (0 <= self.hide_prob <= 1, "hide probability must be in [0, 1]"),
+            (0 <= self.stay_hidden_prob < 1, "stay-hidden probability must be in [0, 1)"),
+            (0 <= self.noise <= 255, "noise must be in 0..255"),
+            (self.digits in ("digits", "mnist"), f"digits: digits or mnist, not {self.digits!r}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise StriateError(message)
+
+    @property
+    def glyph_size(self) -> int:
+        return self.digit_size or self.image_size // 2
+
+
+def _glyphs(spec: MovingDigits, part: str, data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
+    """(glyphs uint8 (G, D, D), classes int64 (G,)) from the source's ``part``."""
+    images = load_image_data(
+        spec.digits, part, data_dir=data_dir, image_size=spec.glyph_size, val_fraction=0.0
+    )
+    return images.images[:, 0].numpy(), images.labels.numpy()
+
+
+def _bounce(start: np.ndarray, velocity: np.ndarray, frames: int, span: int) -> np.ndarray:
+    """Positions start + v t reflected into [0, span] (a ball bouncing off the walls)."""
+    raw = start[:, None] + velocity[:, None] * np.arange(frames)[None, :]
+    if span == 0:
+        return np.zeros_like(raw, dtype=np.int64)
+    folded = np.mod(raw, 2 * span)
+    return np.rint(np.where(folded > span, 2 * span - folded, folded)).astype(np.int64)
+
+
+def generate_moving_digits(
+    spec: MovingDigits,
+    clips: int,
+    seed: int,
+    glyphs: np.ndarray,
+    glyph_classes: np.ndarray,
+) -> VideoData:
+    """Generate ``clips`` clips, deterministically from ``seed`` (vectorised over clips).
+
+    Each clip shows one digit glyph at a time on a noisy background. The digit moves in a
+    straight line at a random velocity and bounces off the borders; at every frame after
+    the first it is replaced, with probability ``change_prob``, by a new glyph (drawn from
+    the whole pool, so possibly the same class again). Frame 0 is always visible; after a
+    visible frame the next one is *hidden* with probability ``hide_prob``, and a hidden
+    frame stays hidden with probability ``stay_hidden_prob``. A hidden frame is either
+    blank (no digit) or occluded (an opaque grey square covers the whole digit), half and
+    half, so it carries no information about the digit.
+
+    The labelling rule: the label of frame t is the class of the digit most recently shown,
+    i.e. the digit visible at the latest frame t' <= t that is not hidden. On visible
+    frames that is the digit in the frame; on hidden frames (``memory`` True) it is the
+    last digit seen before them, even if the digit changed while hidden, so only a model
+    with memory can be right there: a per-frame model can only guess.
+    """
+    if clips < 1:
+        raise StriateError(f"the number of clips must be positive, got {clips}")
+    rng = np.random.default_rng([seed % (1 << 63), clips])
+    n, t, s, d = clips, spec.frames, spec.image_size, spec.glyph_size
+    span = s - d
+
+    # what is shown: segments of one glyph each, a new segment at every change
+    changes = rng.random((n, t)) < spec.change_prob
+    changes[:, 0] = False
+    segment = np.cumsum(changes, axis=1)
+    segment_glyph = rng.integers(0, len(glyphs), size=(n, t))
+    glyph = np.take_along_axis(segment_glyph, segment, axis=1)  # (N, T)
+
+    # which frames are hidden: a two-state Markov chain, frame 0 always visible
+    hidden = np.zeros((n, t), dtype=bool)
+    draws = rng.random((n, t))
+    for step in range(1, t):
+        prob = np.where(hidden[:, step - 1], spec.stay_hidden_prob, spec.hide_prob)
+        hidden[:, step] = draws[:, step] < prob
+    occluded = hidden & (rng.random((n, t)) < 0.5)
+
+    # the rule: the class of the glyph at the latest visible frame t' <= t
+    steps = np.arange(t)[None, :]
+    last_seen = np.maximum.accumulate(np.where(hidden, 0, steps), axis=1)
+    labels = glyph_classes[np.take_along_axis(glyph, last_seen, axis=1)]
+
+    # motion: bouncing straight lines
+    y = _bounce(rng.uniform(0, span, n), rng.uniform(-1, 1, n) * spec.max_speed, t, span)
+    x = _bounce(rng.uniform(0, span, n), rng.uniform(-1, 1, n) * spec.max_speed, t, span)
+
+    # render: noise, then the digit on top (the brighter pixel wins)
+    canvas = rng.integers(0, spec.noise + 1, size=(n, t, s, s), dtype=np.uint8)
+    ni, ti = np.indices((n, t))
+    rows = y[..., None, None] + np.arange(d)[:, None]  # (N, T, D, 1)
+    cols = x[..., None, None] + np.arange(d)[None, :]  # (N, T, 1, D)
+    index = (ni[..., None, None], ti[..., None, None], rows, cols)
+    shown = glyphs[glyph] * (~hidden)[..., None, None].astype(np.uint8)
+    canvas[index] = np.maximum(canvas[index], shown)
+    # occluders: an opaque grey square reaching 2 px beyond the digit on every side
+    grey = rng.integers(96, 256, size=(n, t), dtype=np.uint8)
+    box = np.arange(-2, d + 2)
+    box_rows = np.clip(y[..., None, None] + box[:, None], 0, s - 1)[occluded]  # (K, D+4, 1)
+    box_cols = np.clip(x[..., None, None] + box[None, :], 0, s - 1)[occluded]  # (K, 1, D+4)
+    at_n, at_t = ni[occluded][:, None, None], ti[occluded][:, None, None]
+    canvas[at_n, at_t, box_rows, box_cols] = grey[occluded][:, None, None]
+
+    frames = torch.from_numpy(canvas).unsqueeze(2)
+    return VideoData(
+        frames=frames,
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        lengths=torch.full((n,), t, dtype=torch.int64),
+        memory=torch.from_numpy(hidden),
+        classes=[str(c) for c in range(10)],
+        names=[f"clip-{i:05d}" for i in range(n)],
+    )
+
+
+def _moving_digits(
+    split: str, spec: MovingDigits, clips: int | None, seed: int, data_dir: str | Path | None
+) -> VideoData:
+    """Train and val clips use the training glyphs (seeded by ``seed``); test clips use the
+    held-out glyphs and a fixed seed."""
+    glyphs, classes = _glyphs(spec, "test" if split == "test" else "train", data_dir)
+    split_seed = TEST_SEED if split == "test" else seed * 2 + (split == "val")
+    return generate_moving_digits(spec, clips or DEFAULT_CLIPS[split], split_seed, glyphs, classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# your clips
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """One label per line (surrounding spaces stripped); blank lines at the end are ignored,
+    a blank line in between is an error."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise StriateError(f"label file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StriateError(f"cannot read label file {path}: {exc}") from None
+    labels = [line.strip() for line in lines]
+    while labels and not labels[-1]:
+        labels.pop()
+    if "" in labels:
+        raise StriateError(f"{path}: line {labels.index('') + 1} is empty; one label per line")
+    if not labels:
+        raise StriateError(f"label file {path} is empty")
+    return labels
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    try:
+        names = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise StriateError(f"cannot read clip folder {folder}: {exc.strerror or exc}") from None
+    return [p for p in names if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError:
+        raise StriateError(
+            "decoding video files needs PyAV (pip install av); or give the clip as a folder "
+            "of frame images"
+        ) from None
+    return av
+
+
+def _decode_video(path: Path, channels: int | None) -> torch.Tensor:
+    """(T, C, H, W) uint8 from a video file, with PyAV."""
+    av = _import_av()
+    if not path.is_file():
+        raise StriateError(f"video file {path} not found")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise StriateError(f"{path} holds no video stream")
+            stream = container.streams.video[0]
+            if channels is None:
+                pix = stream.codec_context.format.name if stream.codec_context.format else ""
+                channels = 1 if pix.startswith("gray") else 3
+            fmt = "gray" if channels == 1 else "rgb24"
+            frames = [f.to_ndarray(format=fmt) for f in container.decode(stream)]
+    except StriateError:
+        raise
+    except Exception as exc:  # av.error.*, OSError, ValueError from broken streams
+        raise StriateError(f"cannot decode video {path}: {exc}") from None
+    if not frames:
+        raise StriateError(f"video {path} holds no frames")
+    array = np.stack(frames)
+    array = array[..., None] if array.ndim == 3 else array
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).contiguous()
+
+
+def _label_file(clip: Path) -> Path:
+    return clip / LABELS_FILE if clip.is_dir() else clip.with_name(clip.stem + LABELS_SUFFIX)
+
+
+def load_clip(
+    path: str | Path,
+    channels: int | None = None,
+    image_size: int | None = None,
+    with_labels: bool = True,
+) -> tuple[torch.Tensor, list[str] | None]:
+    """Read one clip: ``(frames uint8 (T, C, S, S), labels or None)``.
+
+    ``path`` is a folder of frame images (sorted by name; labels in ``labels.txt``) or a
+    video file (labels in ``NAME.labels.txt`` beside it). ``channels`` None keeps grayscale
+    clips grayscale; ``image_size`` resizes (centre square crop) every frame. With
+    ``with_labels`` the label file must exist and hold exactly one label per frame.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = _frame_files(path)
+        if not files:
+            raise StriateError(f"clip folder {path} holds no frame images")
+        decoded = [read_image_file(f, channels) for f in files]
+        if channels is None and any(f.shape[0] == 3 for f in decoded):
+            decoded = [f.expand(3, -1, -1) for f in decoded]
+        shapes = {tuple(f.shape) for f in decoded}
+        if len(shapes) > 1 and image_size is None:
+            raise StriateError(f"the frames of {path} differ in size: {sorted(shapes)[:2]}")
+        frames = (
+            torch.stack([to_square(f, image_size) for f in decoded])
+            if image_size
+            else torch.stack(decoded)
+        )
+    elif path.suffix.lower() in VIDEO_EXTENSIONS:
+        frames = _decode_video(path, channels)
+        frames = to_square(frames, image_size) if image_size else frames
+    elif not path.exists():
+        raise StriateError(f"clip {path} not found")
+    else:
+        kinds = ", ".join(sorted(VIDEO_EXTENSIONS))
+        raise StriateError(f"{path} is neither a folder of frames nor a video file ({kinds})")
+    labels = None
+    if with_labels:
+        labels = read_labels(_label_file(path))
+        if len(labels) != len(frames):
+            raise StriateError(
+                f"clip {path} has {len(frames)} frames but {len(labels)} labels in "
+                f"{_label_file(path).name}; give one label per frame"
+            )
+    return frames, labels
+
+
+def _clips_in(folder: Path) -> list[Path]:
+    """The clips of one folder: sub-folders with frames, and video files."""
+    clips = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        is_video = entry.is_file() and entry.suffix.lower() in VIDEO_EXTENSIONS
+        if is_video or (entry.is_dir() and entry.name not in SPLITS and _frame_files(entry)):
+            clips.append(entry)
+    return clips
+
+
+def _folder_clips(root: Path, split: str, val_fraction: float, seed: int) -> list[Path]:
+    splits = {s: root / s for s in SPLITS if (root / s).is_dir()}
+    if "train" in splits:
+        if split in splits:
+            return _clips_in(splits[split])
+        if split == "test":
+            raise StriateError(f"{root} has a train/ folder but no test/ folder")
+        pool = _clips_in(splits["train"])
+        fractions = (0.0, val_fraction)
+    else:
+        pool = _clips_in(root)
+        fractions = (FOLDER_TEST_FRACTION, val_fraction)
+    n = len(pool)
+    if n == 0:
+        return []
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_test = max(round(n * fractions[0]), 1) if fractions[0] and n >= 3 else 0
+    n_val = max(round(n * fractions[1]), 1) if fractions[1] and n - n_test >= 2 else 0
+    bounds = {"test": (0, n_test), "val": (n_test, n_test + n_val), "train": (n_test + n_val, n)}
+    lo, hi = bounds[split]
+    return sorted(pool[i] for i in order[lo:hi])
+
+
+def _all_clips(root: Path) -> list[Path]:
+    splits = [root / s for s in SPLITS if (root / s).is_dir()]
+    return [c for folder in splits or [root] for c in _clips_in(folder)]
+
+
+def _folder_classes(root: Path) -> list[str]:
+    """Every label used by any clip of the folder, sorted (so splits agree on indices)."""
+    names = set()
+    for clip in _all_clips(root):
+        names.update(read_labels(_label_file(clip)))
+    return sorted(names)
+
+
+def _load_folder(
+    path: str,
+    split: str,
+    image_size: int | None,
+    channels: int | None,
+    val_fraction: float,
+    seed: int,
+) -> VideoData:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise StriateError(f"clip folder {root} does not exist or is not a directory")
+    if not _all_clips(root):
+        raise StriateError(
+            f"no clips found in {root}: expected sub-folders of frame images with "
+            f"{LABELS_FILE}, or video files with NAME{LABELS_SUFFIX}"
+        )
+    clips = _folder_clips(root, split, val_fraction, seed)
+    if not clips:
+        raise StriateError(f"{root} has no clips for split {split!r} (too few clips?)")
+    classes = _folder_classes(root)
+    if len(classes) < 2:
+        raise StriateError(f"the clips of {root} use only one label; need at least two")
+    index = {c: i for i, c in enumerate(classes)}
+    if image_size is None:
+        first, _ = load_clip(_all_clips(root)[0], channels, None, with_labels=False)
+        image_size = min(first.shape[-1], first.shape[-2], MAX_DEFAULT_FOLDER_SIZE)
+    read = [load_clip(c, channels, image_size) for c in clips]
+    if channels is None:
+        channels = max(frames.shape[1] for frames, _ in read)
+    longest = max(len(frames) for frames, _ in read)
+    n = len(read)
+    out = torch.zeros((n, longest, channels, image_size, image_size), dtype=torch.uint8)
+    labels = torch.full((n, longest), PAD_LABEL, dtype=torch.int64)
+    lengths = torch.empty(n, dtype=torch.int64)
+    for i, (frames, names) in enumerate(read):
+        out[i, : len(frames)] = frames.expand(-1, channels, -1, -1)
+        labels[i, : len(frames)] = torch.tensor([index[name] for name in names])
+        lengths[i] = len(frames)
+    memory = torch.zeros((n, longest), dtype=torch.bool)
+    return VideoData(out, labels, lengths, memory, classes, [c.name for c in clips])
+
+
+# ---------------------------------------------------------------------------------------------
+# the one entry point
+
+
+def video_sources() -> list[str]:
+    """The built-in source, plus the ``folder:PATH`` pattern."""
+    return [MOVING_DIGITS, f"{FOLDER_PREFIX}PATH"]
+
+
+def load_video_data(
+    source: str,
+    split: str = "train",
+    *,
+    spec: MovingDigits | None = None,
+    clips: int | None = None,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> VideoData:
+    """Load one split of a video source into memory.
+
+    Args:
+        source: ``moving-digits`` or ``folder:PATH``.
+        split: "train", "val" or "test".
+        spec: the generated set's parameters (default :class:`MovingDigits()`).
+        clips: how many clips to generate (default 3000 train, 500 val, 1000 test).
+        data_dir: where MNIST lies when ``spec.digits`` is ``mnist``.
+        image_size: folders: square side of every frame (default: the first frame's
+            shorter side, at most 64). The generated set uses ``spec.image_size``.
+        channels: folders: 1 or 3 (default: 1 if every frame is grayscale).
+        val_fraction: folders: share of the clips held out for validation.
+        seed: drives the generated train/val clips and the folder split.
+    """
+    if split not in SPLITS:
+        raise StriateError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if source == MOVING_DIGITS:
+        return _moving_digits(split, spec or MovingDigits(), clips, seed, data_dir)
+    if source.startswith(FOLDER_PREFIX):
+        if not 0 <= val_fraction < 1:
+            raise StriateError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        return _load_folder(
+            source[len(FOLDER_PREFIX) :], split, image_size, channels, val_fraction, seed
+        )
+    raise StriateError(
+        f"unknown video source {source!r}; use {MOVING_DIGITS} or {FOLDER_PREFIX}PATH"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# writing clips
+
+
+def _encode_video(frames: torch.Tensor, path: Path, fps: int) -> None:
+    av = _import_av()
+    gray = frames.shape[1] == 1
+    rgb = frames.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous().numpy()
+    codec = {".mkv": "ffv1", ".avi": "mpeg4", ".webm": "libvpx-vp9"}.get(
+        path.suffix.lower(), "libx264"
+    )
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = rgb.shape[2], rgb.shape[1]
+        stream.pix_fmt = ("gray" if gray else "bgr0") if codec == "ffv1" else "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "0" if not gray else "1"}
+        for image in rgb:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def save_clip(
+    frames: torch.Tensor,
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    fps: int = 10,
+) -> Path:
+    """Write a clip to disk in the layout :func:`load_clip` reads, and return its path.
+
+    ``frames`` is uint8 (T, C, H, W) or (T, H, W). A ``path`` ending in a video extension
+    (.mp4, .avi, .mkv, ...) is encoded with PyAV (.mkv lossless with FFV1; .mp4 H.264 needs
+    even sides), its labels going to ``NAME.labels.txt``; any other path becomes a folder
+    of ``frame-00000.png``... with ``labels.txt``. The folder must not exist yet; it is
+    written beside its final place and renamed into it, so it appears complete or not at all.
+    """
+    from PIL import Image
+
+    path = Path(path).expanduser()
+    frames = frames.unsqueeze(1) if frames.dim() == 3 else frames
+    if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[1] not in (1, 3):
+        raise StriateError("frames must be a uint8 tensor (T, C, H, W) with 1 or 3 channels")
+    if labels is not None and len(labels) != len(frames):
+        raise StriateError(f"{len(frames)} frames but {len(labels)} labels")
+    if labels is not None and any(not str(x).strip() or "\n" in str(x) for x in labels):
+        raise StriateError("labels must be non-empty single-line names")
+    text = "".join(f"{label}\n" for label in labels) if labels is not None else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        _encode_video(frames, path, fps)
+        if text is not None:
+            _label_file(path).write_text(text, encoding="utf-8")
+        return path
+    if path.exists():
+        raise StriateError(f"{path} already exists; save the clip under a new name")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for i, frame in enumerate(frames):
+            array = frame.permute(1, 2, 0).numpy()
+            Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(
+                tmp / f"frame-{i:05d}.png"
+            )
+        if text is not None:
+            (tmp / LABELS_FILE).write_text(text, encoding="utf-8")
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
