@@ -435,8 +435,10 @@ def test_bad_inputs_and_states() -> None:
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_runs_under_cpu_autocast(cell) -> None:
-    x = torch.randn(B, T, I)
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_runs_under_cpu_autocast(cell, input_dtype) -> None:
+    """Also on bf16 inputs, as they come from an autocast CNN or embedding before it."""
+    x = torch.randn(B, T, I, dtype=input_dtype)
     for impl in ("reference", "fast"):
         layer = Recurrent(cell, I, H, num_layers=2, bidirectional=True, impl=impl)
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -55,12 +55,16 @@ def run_gru_fast(
     """
     bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
     projected = F.linear(x, cell.weight_ih, bias).transpose(0, 1)  # (T, B, 3H), all t at once
-    projected = projected.to(h.dtype)  # under autocast the linear may come out in low precision
-    masks = None if mask is None else mask.transpose(0, 1).to(x.dtype)  # (T, B, 1)
+    # Under autocast the product above runs in low precision; the recurrence runs in the
+    # weights' precision (its out= products take no autocast, and h accumulates over time).
+    dtype = cell.weight_hh.dtype
+    projected, h = projected.to(dtype), h.to(dtype)
+    masks = None if mask is None else mask.transpose(0, 1).to(dtype)  # (T, B, 1)
     if reverse:  # run the recurrence on the time-reversed sequence, then flip back
         projected = projected.flip(0)
         masks = None if masks is None else masks.flip(0)
-    outputs, h = GRURecurrence.apply(projected, h, cell.weight_hh, masks)
+    with torch.autocast(projected.device.type, enabled=False):
+        outputs, h = GRURecurrence.apply(projected, h, cell.weight_hh, masks)
     outputs = outputs.flip(0) if reverse else outputs
     return outputs.transpose(0, 1).contiguous(), h  # contiguous like the reference's output
 
