@@ -1,9 +1,156 @@
-"""``striate`` commands of this task (work in progress this session)."""
+"""``striate train sentiment``, ``striate predict-sentiment`` and ``striate eval-sentiment``.
+
+Each command is one call of :mod:`striate.apps.sentiment`::
+
+    striate train sentiment --data sst2 --cell lstm --bidirectional --pooling max --epochs 3
+    striate predict-sentiment runs/bilstm-sst2 "a gripping film" "dull and overlong"
+    striate predict-sentiment runs/bilstm-sst2 --file reviews.txt --json
+    striate eval-sentiment runs/bilstm-sst2 --split test
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from striate.cli.common import add_engine_args, engine_config, report_run, resume_overrides
+from striate.errors import StriateError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from striate.apps import sentiment as sa
+
+    if args.resume:
+        return report_run(sa.resume(args.resume, args.runs_dir, **resume_overrides(args)))
+    config = sa.SentimentTrainConfig(
+        data=args.data,
+        data_dir=args.data_dir,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        limit=args.limit,
+        lowercase=not args.cased,
+        min_freq=args.min_freq,
+        max_vocab=args.max_vocab,
+        max_length=args.max_length,
+        cell=args.cell,
+        layers=args.layers,
+        hidden=args.hidden,
+        embedding=args.embedding,
+        bidirectional=args.bidirectional,
+        pooling=args.pooling,
+        dropout=args.dropout,
+        name=args.name,
+        runs_dir=args.runs_dir,
+        engine=engine_config(args, sa.sentiment_engine_defaults()),
+    )
+    return report_run(sa.train(config))
+
+
+def _read_texts(file: str) -> list[str]:
+    """One text per non-blank line of ``file`` (``-``: standard input)."""
+    if file == "-":
+        content = sys.stdin.read()
+    else:
+        path = Path(file).expanduser()
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise StriateError(f"text file {path} not found") from None
+        except IsADirectoryError:
+            raise StriateError(f"{path} is a directory, not a text file") from None
+        except UnicodeDecodeError:
+            raise StriateError(f"{path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    texts = [line.strip() for line in content.split("\n") if line.strip()]
+    if not texts:
+        raise StriateError(f"{'standard input' if file == '-' else file} holds no text")
+    return texts
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from striate.apps import sentiment as sa
+
+    texts = list(args.texts) + (_read_texts(args.file) if args.file else [])
+    if not texts:
+        raise StriateError("give texts to classify, or --file FILE (one text per line)")
+    results = sa.predict(args.run, texts, args.runs_dir)
+    if args.json:
+        rows = [
+            {"text": text, "label": label, "probability": prob}
+            for text, (label, prob) in zip(texts, results, strict=True)
+        ]
+        print(json.dumps(rows))
+        return 0
+    width = max(len(label) for label, _ in results)
+    for text, (label, prob) in zip(texts, results, strict=True):
+        print(f"{label:<{width}}  {prob:6.2%}  {text}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from striate.apps import sentiment as sa
+
+    report = sa.evaluate(args.run, args.split, args.data, args.data_dir, args.device, args.runs_dir)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['split']} split of {report['data']}: {report['samples']} texts")
+    print(f"  accuracy {report['accuracy']:.4f}   macro F1 {report['macro_f1']:.4f}")
+    width = max(len(c) for c in report["per_class_f1"])
+    for name, f1 in report["per_class_f1"].items():
+        print(f"  {name:<{width}}  F1 {f1:.4f}")
+    print(f"confusion matrix: {report['confusion_png']}")
+    return 0
 
 
 def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add ``train sentiment``, ``predict-sentiment`` and ``eval-sentiment``."""
+    p = train_tasks.add_parser("sentiment", help="train a recurrent sentence classifier")
+    p.add_argument(
+        "--data",
+        default="sst2",
+        help="sst2 | polarity | movie-reviews | uci | imdb | csv:PATH | tsv:PATH",
+    )
+    p.add_argument("--data-dir", help="where datasets live (default: $STRIATE_DATA or cache)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="held out where not official")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="held out where not official")
+    p.add_argument("--limit", type=int, help="train on N (shuffled) training texts")
+    p.add_argument("--cell", default="lstm", help="rnn | lstm | gru | gru_cudnn")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--embedding", type=int, default=128, help="word vector size")
+    p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--pooling", default="last", choices=["last", "mean", "max"])
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--min-freq", type=int, default=2, help="rarer words become <unk>")
+    p.add_argument("--max-vocab", type=int, help="cap the vocabulary (special tokens included)")
+    p.add_argument("--max-length", type=int, default=400, help="keep a text's first N tokens")
+    p.add_argument("--cased", action="store_true", help="do not lower-case the texts")
+    add_engine_args(p)
+    p.set_defaults(func=_train)
+
+    p = commands.add_parser(
+        "predict-sentiment", help="label and probability for each text, from a sentiment run"
+    )
+    p.add_argument("run")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--file", help="more texts, one per line (- reads standard input)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_predict)
+
+    p = commands.add_parser(
+        "eval-sentiment", help="accuracy, macro F1, per-class F1 and confusion on a split"
+    )
+    p.add_argument("run")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data", help="another source with the same classes")
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)
