@@ -167,9 +167,17 @@ def _models(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from striate.data.sources.images import describe_sources
+    from striate.data.sources.parallel import describe_parallel_sources
+    from striate.data.sources.sentiment import describe_sentiment_sources
     from striate.data.sources.text import describe_text_sources
 
-    for row in [*describe_sources(args.data_dir), *describe_text_sources(args.data_dir)]:
+    rows = [
+        *describe_sources(args.data_dir),
+        *describe_text_sources(args.data_dir),
+        *describe_sentiment_sources(args.data_dir),
+        *describe_parallel_sources(args.data_dir),
+    ]
+    for row in rows:
         state = {True: "present", False: "not downloaded", None: "-"}[row.get("present")]
         print(f"{row['name']:<14} {state:<15} {row.get('where', '')}  {row.get('description', '')}")
     return 0
