@@ -28,8 +28,8 @@ demo: setup
 	$(VENV)/bin/striate classify runs/demo runs/demo/samples/*.png
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 
 format: setup
 	$(VENV)/bin/ruff format src tests benchmarks examples

@@ -113,12 +113,12 @@ def test_the_fast_sampler_equals_stepping_the_model():
     from striate.models.char_rnn import CharRNN
 
     torch.manual_seed(0)
-    for embedding in (None, 12):
-        model = CharRNN(9, "lstm", 16, 2, embedding=embedding).eval()
+    for cell, embedding, temperature in [("lstm", None, 1.0), ("lstm", 12, 0.5), ("gru", None, 2)]:
+        model = CharRNN(9, cell, 16, 2, embedding=embedding).eval()
         prime = torch.tensor([[1, 4, 2]])
         with torch.inference_mode():
             _, state = model(prime)
-            advance = model.sampler(state)
+            advance = model.sampler(state, temperature)
             for token in (3, 0, 8, 5):
                 want, state = model.step(torch.tensor([token]), state)
-                torch.testing.assert_close(advance(token), want[0])
+                torch.testing.assert_close(advance(token), want[0] / temperature)

@@ -222,10 +222,10 @@ def _stream(
     try:
         with torch.inference_mode():
             logits, state = model(ids.to(device).unsqueeze(0))
-            logits = logits[0, -1]
-            advance = model.sampler(state)
+            logits = logits[0, -1] / temperature
+            advance = model.sampler(state, temperature)  # logits come divided by it
             for _ in range(length):
-                values, indices = logits.float().div_(temperature).topk(k)
+                values, indices = logits.float().topk(k)
                 probs = values.softmax(0).tolist()
                 r, total = rng.random(), 0.0
                 for choice, p in enumerate(probs):  # noqa: B007 (choice is used below)

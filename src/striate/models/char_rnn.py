@@ -67,20 +67,28 @@ class CharRNN(nn.Module):
         hidden, state = self.rnn(self.encode(inputs), state)  # (B, T, H)
         return self.head(self.drop(hidden)), state  # (B, T, vocab)
 
-    def sampler(self, state: Any = None) -> Callable[[int], torch.Tensor]:
+    def sampler(self, state: Any = None, temperature: float = 1.0) -> Callable[[int], torch.Tensor]:
         """For generating at batch 1: ``logits = sampler(token_id)``, with the weights and the
-        state held between calls (see :meth:`striate.nn.recurrent.Recurrent.stepper`)."""
+        state held between calls (see :meth:`striate.nn.recurrent.Recurrent.stepper`).
+
+        The logits come divided by ``temperature`` (folded into W_hy and b_y once, not paid
+        per character), in a buffer that the next call overwrites.
+        """
         stepper = self.rnn.stepper(state)
-        weight_t, bias = self.head.weight.T, self.head.bias
+        weight_t = self.head.weight.T / temperature
+        bias = self.head.bias.unsqueeze(0) / temperature
         embed = None if self.embed is None else self.embed.weight
+        logits = bias.new_empty(1, self.vocab_size)
+        row = logits[0]
 
         def advance(token: int) -> torch.Tensor:
             if torch.is_grad_enabled():  # entering no_grad costs microseconds: only if needed
                 with torch.no_grad():
                     return advance(token)
             # a one-hot input goes in as its index: the first layer reads one weight row
-            hidden = stepper(token if embed is None else embed[token : token + 1])
-            return torch.addmm(bias, hidden, weight_t)[0]  # (vocab,) logits
+            hidden = stepper.advance(token if embed is None else embed[token : token + 1])
+            torch.addmm(bias, hidden, weight_t, out=logits)  # y_t = W_hy h_t + b_y
+            return row  # (vocab,) logits / temperature
 
         return advance
 

@@ -278,14 +278,14 @@ class LSTMStepBuffers:
         self.sigmoids, self.tanhs = self.gates[:, : 3 * hidden], self.gates[:, 3 * hidden :]
         self.i, self.f, self.o, self.c_tilde = self.gates.chunk(4, 1)
         self.tanh_c = torch.empty_like(self.c)
-        self.one_hot_rows: Tensor | None = None  # W_x[token] + b for every token, made lazily
+        self.one_hot_rows: list[Tensor] | None = None  # W_x[token] + b per token, made lazily
 
     def __call__(self, x_t: Tensor | int) -> Tensor:
         if isinstance(x_t, int):  # W · [x_t, h] + b = (W_x[token] + b) + W_h h
             if self.one_hot_rows is None:
                 rows = self.w_t[: self.inputs]
-                self.one_hot_rows = rows if self.b is None else rows + self.b
-            torch.addmm(self.one_hot_rows[x_t : x_t + 1], self.h, self.w_h, out=self.gates)
+                self.one_hot_rows = list((rows if self.b is None else rows + self.b).split(1))
+            torch.addmm(self.one_hot_rows[x_t], self.h, self.w_h, out=self.gates)
         else:
             self.xh[:, : self.inputs].copy_(x_t)
             if self.b is None:

@@ -443,12 +443,17 @@ class Stepper:
         ``x_t`` may be an int: the index of a one-hot input (the same for every row), which
         the first layer reads as one row of its input weights instead of multiplying zeros.
         """
+        return self.advance(x_t).clone()  # the in-place layers overwrite it at the next call
+
+    def advance(self, x_t: Tensor | int) -> Tensor:
+        """Like calling the stepper, but returns the last layer's own state buffer, which
+        the next call overwrites: for a caller that uses it at once (saves a copy per step)."""
         if torch.is_grad_enabled():  # entering no_grad costs microseconds: only when needed
             with torch.no_grad():
-                return self(x_t)
+                return self.advance(x_t)
         for step in self._layers:
             x_t = step(x_t)
-        return x_t.clone()  # the in-place layers overwrite their outputs at the next call
+        return x_t
 
     @property
     def state(self) -> State:
