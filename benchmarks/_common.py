@@ -7,6 +7,7 @@ load hits all of them alike, and the median over rounds is reported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -30,6 +31,14 @@ def time_call(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def quiet_engine(defaults: Any, **changes: Any) -> Any:
+    """A task's engine defaults with ``changes``, on the CPU, without a progress bar and
+    logging only at the end (a benchmark measures, it does not watch)."""
+    return dataclasses.replace(
+        defaults, **{"device": "cpu", "progress": False, "log_every": 10**9, **changes}
+    )
 
 
 def alternating_rounds(

@@ -27,10 +27,9 @@ import time
 
 import torch
 
-from _common import emit, environment
+from _common import emit, environment, quiet_engine
 from striate.apps import captioning as cap
 from striate.data.sources.captions import load_caption_data
-from striate.engine.loop import EngineConfig
 from striate.engine.metrics_text import bleu_1_to_4
 
 ENCODER = {"widths": [16, 32], "kernel_size": 3}
@@ -47,17 +46,12 @@ def _run(args: argparse.Namespace, data: str, epochs: int, attention: str | None
         beam=1,
         name=f"bench-{attention or 'show-tell'}",
         runs_dir=runs,
-        engine=EngineConfig(
-            **{
-                **cap.caption_engine_defaults().__dict__,
-                "epochs": epochs,
-                "batch_size": args.batch_size,
-                "lr": args.lr,
-                "seed": args.seed,
-                "device": "cpu",
-                "progress": False,
-                "log_every": 10**9,
-            }
+        engine=quiet_engine(
+            cap.caption_engine_defaults(),
+            epochs=epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
         ),
     )
     start = time.perf_counter()

@@ -25,9 +25,8 @@ import argparse
 import tempfile
 import time
 
-from _common import data_dir, emit, environment
+from _common import data_dir, emit, environment, quiet_engine
 from striate.apps import sentiment as sa
-from striate.engine.loop import EngineConfig
 
 PUBLISHED_TEST_ACCURACY = {
     "tai2015_lstm": 0.849,
@@ -71,17 +70,12 @@ def main() -> None:
             dropout=args.dropout,
             runs_dir=runs,
             name="bench",
-            engine=EngineConfig(
-                **{
-                    **sa.sentiment_engine_defaults().__dict__,
-                    "epochs": epochs,
-                    "batch_size": args.batch_size,
-                    "lr": args.lr,
-                    "seed": args.seed,
-                    "device": "cpu",
-                    "progress": False,
-                    "log_every": 10**9,
-                }
+            engine=quiet_engine(
+                sa.sentiment_engine_defaults(),
+                epochs=epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
             ),
         )
         start = time.perf_counter()

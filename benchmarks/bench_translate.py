@@ -24,9 +24,8 @@ import statistics
 import tempfile
 import time
 
-from _common import data_dir, emit, environment
+from _common import data_dir, emit, environment, quiet_engine
 from striate.apps import translation as mt
-from striate.engine.loop import EngineConfig
 
 PUBLISHED_TEST2016_BLEU = "roughly 30-35 (attention GRU/LSTM seq2seq, hours of GPU training)"
 
@@ -67,17 +66,14 @@ def main() -> None:
             val_bleu_samples=200,
             runs_dir=runs,
             name="bench",
-            engine=EngineConfig(
-                **{
-                    **mt.translate_engine_defaults().__dict__,
-                    "epochs": epochs,
-                    "batch_size": args.batch_size,
-                    "lr": args.lr,
-                    "seed": args.seed,
-                    "device": args.device,
-                    "progress": False,
-                    "log_every": 50,
-                }
+            engine=quiet_engine(
+                mt.translate_engine_defaults(),
+                epochs=epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                device=args.device,
+                log_every=50,
             ),
         )
         start = time.perf_counter()

@@ -29,7 +29,13 @@ from typing import Any
 import torch
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import (
+    TaskConfig,
+    load_task_checkpoint,
+    prepare_run,
+    recurrent_engine_defaults,
+    saved_config,
+)
 from striate.apps.image_classification import load_classifier
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_state_strict
@@ -55,19 +61,8 @@ CELLS = ("lstm", "gru", "gru_cudnn", "rnn")
 
 
 def caption_engine_defaults() -> EngineConfig:
-    """Captioners train with Adam, a cosine schedule and gradient clipping by norm."""
-    return EngineConfig(
-        epochs=10,
-        batch_size=64,
-        optimizer="adam",
-        lr=2e-3,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup_steps=50,
-        clip_grad_norm=5.0,
-        precision="fp32",
-        log_every=50,
-    )
+    """Captioners train with the recurrent defaults (Adam, cosine, clipping)."""
+    return recurrent_engine_defaults(epochs=10, warmup_steps=50, log_every=50)
 
 
 @dataclass

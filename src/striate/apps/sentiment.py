@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import (
+    TaskConfig,
+    load_task_checkpoint,
+    prepare_run,
+    recurrent_engine_defaults,
+    saved_config,
+)
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_state_strict
 from striate.artifacts.plots import plot_confusion
@@ -50,19 +56,8 @@ EVAL_BATCH = 256
 
 
 def sentiment_engine_defaults() -> EngineConfig:
-    """Recurrent classifiers train with Adam, a cosine schedule and gradient clipping."""
-    return EngineConfig(
-        epochs=5,
-        batch_size=64,
-        optimizer="adam",
-        lr=2e-3,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup_steps=0,
-        clip_grad_norm=5.0,
-        precision="fp32",
-        log_every=50,
-    )
+    """Recurrent classifiers train with the recurrent defaults (Adam, cosine, clipping)."""
+    return recurrent_engine_defaults(epochs=5, warmup_steps=0, log_every=50)
 
 
 @dataclass

@@ -23,7 +23,13 @@ import torch
 from tqdm import tqdm
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import (
+    TaskConfig,
+    load_task_checkpoint,
+    prepare_run,
+    recurrent_engine_defaults,
+    saved_config,
+)
 from striate.artifacts.checkpoint import load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.sources.text import load_text, split_text
@@ -40,19 +46,8 @@ KIND = "text-generation"
 
 
 def text_engine_defaults() -> EngineConfig:
-    """Recurrent models train with Adam and gradient clipping by norm on by default."""
-    return EngineConfig(
-        epochs=1,
-        batch_size=64,
-        optimizer="adam",
-        lr=2e-3,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup_steps=20,
-        clip_grad_norm=5.0,
-        precision="fp32",  # bf16 is an option (--precision bf16), measured in benchmarks
-        log_every=20,
-    )
+    """Character models train with the recurrent defaults (Adam, cosine, clipping)."""
+    return recurrent_engine_defaults(epochs=1, warmup_steps=20, log_every=20)
 
 
 def parse_tbptt(spec: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:

@@ -32,7 +32,13 @@ import torch
 from tqdm import tqdm
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import (
+    TaskConfig,
+    load_task_checkpoint,
+    prepare_run,
+    recurrent_engine_defaults,
+    saved_config,
+)
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
@@ -53,19 +59,8 @@ DECODE_BATCH = 64
 
 
 def translate_engine_defaults() -> EngineConfig:
-    """Adam with gradient clipping and a cosine schedule, as recurrent models like it."""
-    return EngineConfig(
-        epochs=10,
-        batch_size=64,
-        optimizer="adam",
-        lr=2e-3,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup_steps=100,
-        clip_grad_norm=1.0,
-        precision="fp32",
-        log_every=50,
-    )
+    """Encoder-decoders train with the recurrent defaults, clipped at norm 1."""
+    return recurrent_engine_defaults(epochs=10, warmup_steps=100, clip_grad_norm=1.0, log_every=50)
 
 
 @dataclass

@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import (
+    TaskConfig,
+    load_task_checkpoint,
+    prepare_run,
+    recurrent_engine_defaults,
+    saved_config,
+)
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
@@ -51,19 +57,8 @@ KIND = "video-classification"
 
 
 def video_engine_defaults() -> EngineConfig:
-    """CNN + RNN models train with Adam, a cosine schedule and gradient clipping."""
-    return EngineConfig(
-        epochs=4,
-        batch_size=32,
-        optimizer="adam",
-        lr=2e-3,
-        weight_decay=0.0,
-        schedule="cosine",
-        warmup_steps=20,
-        clip_grad_norm=5.0,
-        precision="fp32",  # bf16 is an option (--precision bf16); the lecture's GRU needs fp32
-        log_every=20,
-    )
+    """CNN + RNN models train with the recurrent defaults (Adam, cosine, clipping)."""
+    return recurrent_engine_defaults(epochs=4, batch_size=32, warmup_steps=20, log_every=20)
 
 
 @dataclass

@@ -17,10 +17,9 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
-    engine_config,
     model_option,
     report_run,
-    resume_overrides,
+    train_or_resume,
 )
 
 
@@ -35,33 +34,11 @@ def _report(result: Any) -> int:
 def _train(args: argparse.Namespace) -> int:
     from striate.apps import captioning as cap
 
-    if args.resume:
-        return _report(cap.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = cap.CaptionTrainConfig(
-        data=args.data,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        encoder=args.encoder,
-        encoder_options=dict(args.encoder_option or []),
-        encoder_run=args.encoder_run,
-        freeze_encoder=args.freeze_encoder,
-        attention=args.attention,
-        cell=args.cell,
-        embedding=args.embedding,
-        hidden=args.hidden,
-        layers=args.layers,
-        dropout=args.dropout,
-        min_freq=args.min_freq,
-        max_vocab=args.max_vocab,
-        max_len=args.max_len,
-        val_fraction=args.val_fraction,
-        limit=args.limit,
-        beam=args.beam,
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, cap.caption_engine_defaults()),
+    options = dict(args.encoder_option or [])
+    engine = cap.caption_engine_defaults()
+    return _report(
+        train_or_resume(cap, cap.CaptionTrainConfig, args, engine, encoder_options=options)
     )
-    return _report(cap.train(config))
 
 
 def _caption(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""What every ``striate`` command module shares: the parser class, the engine flags, the report.
+"""What every ``striate`` command module shares: the parser class, the engine flags, the
+config built from the flags, the report and reading inputs from a file.
 
 A command module (``striate.cli.<task>``) has one public function,
 ``register(commands, train_tasks, analyses)``, that adds its subcommands to the three
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any, NoReturn
 
 from striate.errors import StriateError
@@ -30,6 +33,68 @@ def engine_config(args: argparse.Namespace, defaults: Any) -> Any:
     return replace(defaults, **given, progress=not args.no_progress)
 
 
+def task_config(cls: type, args: argparse.Namespace, engine_defaults: Any, **values: Any) -> Any:
+    """A task's config dataclass ``cls`` from the parsed command line.
+
+    A ``striate train`` command names its flags after the config's fields (``--max-vocab``
+    sets ``max_vocab``), so every field but ``engine`` is taken from the flag of that name;
+    a flag that was not given (``None``) leaves the field's default. ``values`` set the
+    fields whose flag has another name or needs converting (``lowercase=not args.cased``)
+    and win over a flag of the same name. ``engine`` is :func:`engine_config` of the flags
+    over ``engine_defaults``.
+    """
+    given = {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if f.name != "engine" and getattr(args, f.name, None) is not None
+    }
+    return cls(**{**given, **values}, engine=engine_config(args, engine_defaults))
+
+
+def train_or_resume(
+    app: Any, cls: type, args: argparse.Namespace, engine_defaults: Any, **values: Any
+) -> Any:
+    """A ``striate train`` command: ``app.resume`` the ``--resume`` run (the flags of
+    :func:`resume_overrides` override its saved settings), else ``app.train`` the config that
+    :func:`task_config` builds from ``cls``, the flags, ``engine_defaults`` and ``values``.
+    """
+    if args.resume:
+        return app.resume(args.resume, args.runs_dir, **resume_overrides(args))
+    return app.train(task_config(cls, args, engine_defaults, **values))
+
+
+def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[str]:
+    """The lines of the UTF-8 file ``file`` (a byte-order mark is allowed; ``-``: standard input).
+
+    ``keep_blank=False``: the stripped non-blank lines, one text each. ``keep_blank=True``:
+    every line, blank ones included, unstripped (a final newline adds no empty line), so an
+    output can line up with the input line by line. ``what`` names one line in the errors
+    ("text file X not found", "X holds no texts"); a file that is missing or unreadable, not
+    UTF-8, or without a non-blank line is a one-line :class:`StriateError`.
+    """
+    if file == "-":
+        content = sys.stdin.read()
+    else:
+        path = Path(file).expanduser()
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise StriateError(f"{what} file {path} not found") from None
+        except IsADirectoryError:
+            raise StriateError(f"{path} is a directory, not a text file") from None
+        except UnicodeDecodeError:
+            raise StriateError(f"{path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = content.replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise StriateError(f"{'standard input' if file == '-' else file} holds no {what}s")
+    return lines if keep_blank else texts
+
+
 def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
     if args.no_progress:
@@ -42,6 +107,13 @@ def report_run(result: Any) -> int:
         final = ", ".join(f"{k} {v:.4f}" for k, v in result.fit.final.items())
         print(f"run: {result.run}  (step {result.fit.step}{'; val ' + final if final else ''})")
     return 0
+
+
+def print_per_class(scores: dict[str, float], label: str = "") -> None:
+    """An evaluation's per-class scores, one indented line each, the class names aligned."""
+    width = max(len(name) for name in scores)
+    for name, score in scores.items():
+        print(f"  {name:<{width}}  {label}{score:.4f}")
 
 
 def model_option(text: str) -> tuple[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 from striate.cli.common import (
     Parser,
     add_engine_args,
-    engine_config,
     model_option,
+    print_per_class,
     report_run,
-    resume_overrides,
+    train_or_resume,
 )
 from striate.errors import StriateError
 
@@ -47,49 +47,22 @@ def _train_image(args: argparse.Namespace) -> int:
     from striate.apps import image_classification as ic
     from striate.engine.loop import EngineConfig
 
-    if args.resume:
-        return report_run(ic.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = ic.ImageTrainConfig(
-        model=args.model,
-        data=args.data,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        augment=args.augment or "",
-        label_smoothing=args.label_smoothing,
-        val_fraction=args.val_fraction,
-        validate_on=args.validate_on,
-        limit=args.limit,
-        workers=args.workers,
-        model_options=dict(args.option or []),
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, EngineConfig()),
+    return report_run(
+        train_or_resume(
+            ic,
+            ic.ImageTrainConfig,
+            args,
+            EngineConfig(),
+            augment=args.augment or "",
+            model_options=dict(args.option or []),
+        )
     )
-    return report_run(ic.train(config))
 
 
 def _train_text(args: argparse.Namespace) -> int:
     from striate.apps import text_generation as tg
 
-    if args.resume:
-        return report_run(tg.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = tg.TextTrainConfig(
-        data=args.data,
-        data_dir=args.data_dir,
-        max_chars=args.max_chars,
-        cell=args.cell,
-        layers=args.layers,
-        hidden=args.hidden,
-        dropout=args.dropout,
-        embedding=args.embedding,
-        tbptt=args.tbptt,
-        val_fraction=args.val_fraction,
-        sample_every=args.sample_every,
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, tg.text_engine_defaults()),
-    )
-    return report_run(tg.train(config))
+    return report_run(train_or_resume(tg, tg.TextTrainConfig, args, tg.text_engine_defaults()))
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -117,9 +90,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"{report['split']} split of {report['data']}: {report['samples']} images")
     acc, top5, loss = report["accuracy"], report["top5"], report["loss"]
     print(f"  accuracy {acc:.4f}   top-5 {top5:.4f}   loss {loss:.4f}")
-    width = max(len(c) for c in report["per_class_accuracy"])
-    for name, acc in report["per_class_accuracy"].items():
-        print(f"  {name:<{width}}  {acc:.4f}")
+    print_per_class(report["per_class_accuracy"])
     print(f"confusion matrix: {report['confusion_png']}")
     return 0
 

@@ -12,69 +12,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-from striate.cli.common import add_engine_args, engine_config, report_run, resume_overrides
+from striate.cli.common import (
+    add_engine_args,
+    print_per_class,
+    read_lines,
+    report_run,
+    train_or_resume,
+)
 from striate.errors import StriateError
 
 
 def _train(args: argparse.Namespace) -> int:
     from striate.apps import sentiment as sa
 
-    if args.resume:
-        return report_run(sa.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = sa.SentimentTrainConfig(
-        data=args.data,
-        data_dir=args.data_dir,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        limit=args.limit,
-        lowercase=not args.cased,
-        min_freq=args.min_freq,
-        max_vocab=args.max_vocab,
-        max_length=args.max_length,
-        cell=args.cell,
-        layers=args.layers,
-        hidden=args.hidden,
-        embedding=args.embedding,
-        bidirectional=args.bidirectional,
-        pooling=args.pooling,
-        dropout=args.dropout,
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, sa.sentiment_engine_defaults()),
-    )
-    return report_run(sa.train(config))
-
-
-def _read_texts(file: str) -> list[str]:
-    """One text per non-blank line of ``file`` (``-``: standard input)."""
-    if file == "-":
-        content = sys.stdin.read()
-    else:
-        path = Path(file).expanduser()
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise StriateError(f"text file {path} not found") from None
-        except IsADirectoryError:
-            raise StriateError(f"{path} is a directory, not a text file") from None
-        except UnicodeDecodeError:
-            raise StriateError(f"{path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    texts = [line.strip() for line in content.split("\n") if line.strip()]
-    if not texts:
-        raise StriateError(f"{'standard input' if file == '-' else file} holds no text")
-    return texts
+    engine = sa.sentiment_engine_defaults()
+    config_cls = sa.SentimentTrainConfig
+    return report_run(train_or_resume(sa, config_cls, args, engine, lowercase=not args.cased))
 
 
 def _predict(args: argparse.Namespace) -> int:
     from striate.apps import sentiment as sa
 
-    texts = list(args.texts) + (_read_texts(args.file) if args.file else [])
+    texts = list(args.texts) + (read_lines(args.file) if args.file else [])
     if not texts:
         raise StriateError("give texts to classify, or --file FILE (one text per line)")
     results = sa.predict(args.run, texts, args.runs_dir)
@@ -100,9 +61,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 0
     print(f"{report['split']} split of {report['data']}: {report['samples']} texts")
     print(f"  accuracy {report['accuracy']:.4f}   macro F1 {report['macro_f1']:.4f}")
-    width = max(len(c) for c in report["per_class_f1"])
-    for name, f1 in report["per_class_f1"].items():
-        print(f"  {name:<{width}}  F1 {f1:.4f}")
+    print_per_class(report["per_class_f1"], "F1 ")
     print(f"confusion matrix: {report['confusion_png']}")
     return 0
 

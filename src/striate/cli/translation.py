@@ -15,80 +15,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-from striate.cli.common import add_engine_args, engine_config, report_run, resume_overrides
+from striate.cli.common import (
+    add_engine_args,
+    read_lines,
+    report_run,
+    train_or_resume,
+)
 from striate.errors import StriateError
 
 
 def _train(args: argparse.Namespace) -> int:
     from striate.apps import translation as mt
 
-    if args.resume:
-        return report_run(mt.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = mt.TranslateTrainConfig(
-        data=args.data,
-        data_dir=args.data_dir,
-        src=args.src,
-        tgt=args.tgt,
-        columns=args.columns,
-        val_fraction=args.val_fraction,
-        limit=args.limit,
-        lowercase=not args.cased,
-        min_freq=args.min_freq,
-        max_vocab=args.max_vocab,
-        max_length=args.max_length,
-        cell=args.cell,
-        layers=args.layers,
-        hidden=args.hidden,
-        embedding=args.embedding,
-        attention=args.attention,
-        bidirectional=args.bidirectional,
-        reverse_source=args.reverse_source,
-        dropout=args.dropout,
-        label_smoothing=args.label_smoothing,
-        teacher_forcing=args.teacher_forcing,
-        teacher_forcing_schedule=args.teacher_forcing_schedule,
-        teacher_forcing_end=args.teacher_forcing_end,
-        teacher_forcing_steps=args.teacher_forcing_steps,
-        val_bleu_samples=args.val_bleu_samples,
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, mt.translate_engine_defaults()),
-    )
-    return report_run(mt.train(config))
-
-
-def _read_lines(file: str) -> list[str]:
-    """Every line of ``file`` (``-``: standard input), blank ones included."""
-    if file == "-":
-        content = sys.stdin.read()
-    else:
-        path = Path(file).expanduser()
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise StriateError(f"sentence file {path} not found") from None
-        except IsADirectoryError:
-            raise StriateError(f"{path} is a directory, not a text file") from None
-        except UnicodeDecodeError:
-            raise StriateError(f"{path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = content.replace("\r\n", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not any(line.strip() for line in lines):
-        raise StriateError(f"{'standard input' if file == '-' else file} holds no sentences")
-    return lines
+    engine = mt.translate_engine_defaults()
+    config_cls = mt.TranslateTrainConfig
+    return report_run(train_or_resume(mt, config_cls, args, engine, lowercase=not args.cased))
 
 
 def _translate(args: argparse.Namespace) -> int:
     from striate.apps import translation as mt
 
-    sentences = list(args.sentences) + (_read_lines(args.file) if args.file else [])
+    from_file = read_lines(args.file, "sentence", keep_blank=True) if args.file else []
+    sentences = list(args.sentences) + from_file
     if not sentences:
         raise StriateError("give sentences to translate, or --file FILE (one per line)")
     outputs = mt.translate(

@@ -16,42 +16,21 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
-    engine_config,
     model_option,
+    print_per_class,
     report_run,
-    resume_overrides,
+    train_or_resume,
 )
 
 
 def _train_video(args: argparse.Namespace) -> int:
     from striate.apps import video
 
-    if args.resume:
-        return report_run(video.resume(args.resume, args.runs_dir, **resume_overrides(args)))
-    config = video.VideoTrainConfig(
-        data=args.data,
-        data_dir=args.data_dir,
-        digits=args.digits,
-        frames=args.frames,
-        image_size=args.image_size,
-        channels=args.channels,
-        clips=args.clips,
-        val_clips=args.val_clips,
-        test_clips=args.test_clips,
-        val_fraction=args.val_fraction,
-        encoder=args.encoder,
-        encoder_options=dict(args.option or []),
-        cell=args.cell,
-        hidden=args.hidden,
-        layers=args.layers,
-        dropout=args.dropout,
-        bidirectional=args.bidirectional,
-        no_rnn=args.no_rnn,
-        name=args.name,
-        runs_dir=args.runs_dir,
-        engine=engine_config(args, video.video_engine_defaults()),
+    options = dict(args.option or [])
+    engine = video.video_engine_defaults()
+    return report_run(
+        train_or_resume(video, video.VideoTrainConfig, args, engine, encoder_options=options)
     )
-    return report_run(video.train(config))
 
 
 def _label_video(args: argparse.Namespace) -> int:
@@ -84,9 +63,7 @@ def _eval_video(args: argparse.Namespace) -> int:
         print(f"  memory frames ({report['memory_frames']}): accuracy "
               f"{report['memory_accuracy']:.4f}   visible frames: "
               f"{report['visible_accuracy']:.4f}")  # fmt: skip
-    width = max(len(c) for c in report["per_class_accuracy"])
-    for name, acc in report["per_class_accuracy"].items():
-        print(f"  {name:<{width}}  {acc:.4f}")
+    print_per_class(report["per_class_accuracy"])
     return 0
 
 

@@ -30,7 +30,34 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     return weights.masked_fill(~mask, 0.0)  # also turns the NaNs of empty rows into 0
 
 
-class AdditiveAttention(nn.Module):
+class _Attention(nn.Module):
+    """What both scores share: keys projected once by ``key_proj``, softmax with the mask,
+    the weighted average. A subclass writes :meth:`scores`."""
+
+    key_proj: nn.Linear
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """The key-only part of the score for every key, ``(N, S, ·)``: computed once per
+        sequence and passed back as ``projected_keys`` at every decoder step."""
+        return self.key_proj(keys)
+
+    def scores(self, query: torch.Tensor, projected_keys: torch.Tensor) -> torch.Tensor:
+        """``score(q, k_s)`` for every s: ``(N, S)``."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        projected_keys: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        projected = self.project_keys(keys) if projected_keys is None else projected_keys
+        weights = masked_softmax(self.scores(query, projected), mask)  # a_s
+        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1), weights  # c = Σ_s a_s k_s
+
+
+class AdditiveAttention(_Attention):
     """Bahdanau attention: ``score(q, k) = vᵀ tanh(W_q q + W_k k)``.
 
     Args:
@@ -42,45 +69,20 @@ class AdditiveAttention(nn.Module):
         super().__init__()
         size = attention_size or query_size
         self.query_proj = nn.Linear(query_size, size, bias=False)
-        self.key_proj = nn.Linear(key_size, size, bias=True)
+        self.key_proj = nn.Linear(key_size, size, bias=True)  # W_k k (+ the bias of the tanh)
         self.v = nn.Linear(size, 1, bias=False)
 
-    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        """``W_k k`` for every key: ``(N, S, attention_size)``."""
-        return self.key_proj(keys)
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        keys: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        projected_keys: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = self.project_keys(keys) if projected_keys is None else projected_keys
-        hidden = torch.tanh(self.query_proj(query).unsqueeze(1) + projected)
-        weights = masked_softmax(self.v(hidden).squeeze(-1), mask)
-        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1), weights
+    def scores(self, query: torch.Tensor, projected_keys: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.query_proj(query).unsqueeze(1) + projected_keys)
+        return self.v(hidden).squeeze(-1)
 
 
-class MultiplicativeAttention(nn.Module):
+class MultiplicativeAttention(_Attention):
     """Luong "general" attention: ``score(q, k) = qᵀ W k``."""
 
     def __init__(self, query_size: int, key_size: int):
         super().__init__()
-        self.key_proj = nn.Linear(key_size, query_size, bias=False)
+        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W k
 
-    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        """``W k`` for every key: ``(N, S, query_size)``."""
-        return self.key_proj(keys)
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        keys: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        projected_keys: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = self.project_keys(keys) if projected_keys is None else projected_keys
-        scores = torch.bmm(projected, query.unsqueeze(2)).squeeze(2)
-        weights = masked_softmax(scores, mask)
-        return torch.bmm(weights.unsqueeze(1), keys).squeeze(1), weights
+    def scores(self, query: torch.Tensor, projected_keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(projected_keys, query.unsqueeze(2)).squeeze(2)
