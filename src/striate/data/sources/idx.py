@@ -103,7 +103,7 @@ MNIST = IdxDataset(
         "http://yann.lecun.com/exdb/mnist/",
     ),
     # sha256: computed from the byte-identical official files (whose md5s equal the
-    # canonical, widely published values), see /work/shared/data/mnist/README.md.
+    # canonical, widely published values); see the README beside the shared MNIST files.
     checksums={
         "train-images-idx3-ubyte.gz": (
             "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
