@@ -34,6 +34,7 @@ same step without autograd for generating one token at a time, on weights prepar
 a layer) with in-place activations. :meth:`Recurrent.step` caches those weights. ``x_t`` may
 also be an int, the index of a one-hot input: W · [x_t, h] is then one row of W_ih plus
 W_hh h, which saves the one-hot vector, the concatenation and part of the product.
+:mod:`striate.nn.stepping` advances whole layers this way, one token at a time.
 """
 
 from __future__ import annotations
@@ -252,55 +253,6 @@ class LSTMCell(_Cell):
         c = (f * c).addcmul_(i, c_tilde)
         h = c.tanh().mul_(o)
         return h, (h, c)
-
-
-class LSTMStepBuffers:
-    """:meth:`LSTMCell.inference_step` for one layer, in place, for generating at batch 1.
-
-    The same equations on preallocated tensors: the gate pre-activations go straight into
-    one buffer whose i, f, o, C~ views are made once, C_t is updated in place, and h_t is
-    written into the second half of the ``[x_t, h]`` buffer that the next step's product
-    reads, so no concatenation is needed. At batch 1 each avoided allocation or view is a
-    measurable share of the time per character. ``__call__`` returns a view that the next
-    call overwrites.
-    """
-
-    def __init__(self, state: LSTMState, w_t: Tensor, b: Tensor | None) -> None:
-        h, c = state
-        batch, hidden = h.shape
-        self.inputs = w_t.shape[0] - hidden
-        self.w_t, self.b, self.w_h = w_t, b, w_t[self.inputs :]
-        self.xh = h.new_zeros(batch, self.inputs + hidden)  # [x_t, h_{t-1}]
-        self.h = self.xh[:, self.inputs :]
-        self.h.copy_(h)
-        self.c = c.clone()
-        self.gates = h.new_empty(batch, 4 * hidden)  # rows i, f, o | C~ (inference order)
-        self.sigmoids, self.tanhs = self.gates[:, : 3 * hidden], self.gates[:, 3 * hidden :]
-        self.i, self.f, self.o, self.c_tilde = self.gates.chunk(4, 1)
-        self.tanh_c = torch.empty_like(self.c)
-        self.one_hot_rows: list[Tensor] | None = None  # W_x[token] + b per token, made lazily
-
-    def __call__(self, x_t: Tensor | int) -> Tensor:
-        if isinstance(x_t, int):  # W · [x_t, h] + b = (W_x[token] + b) + W_h h
-            if self.one_hot_rows is None:
-                rows = self.w_t[: self.inputs]
-                self.one_hot_rows = list((rows if self.b is None else rows + self.b).split(1))
-            torch.addmm(self.one_hot_rows[x_t], self.h, self.w_h, out=self.gates)
-        else:
-            self.xh[:, : self.inputs].copy_(x_t)
-            if self.b is None:
-                torch.mm(self.xh, self.w_t, out=self.gates)
-            else:
-                torch.addmm(self.b, self.xh, self.w_t, out=self.gates)
-        self.sigmoids.sigmoid_()  # i_t, f_t, o_t
-        self.tanhs.tanh_()  # C~_t
-        self.c.mul_(self.f).addcmul_(self.i, self.c_tilde)  # C_t = f_t * C_{t-1} + i_t * C~_t
-        torch.tanh(self.c, out=self.tanh_c)
-        return torch.mul(self.tanh_c, self.o, out=self.h)  # h_t = o_t * tanh(C_t)
-
-    @property
-    def state(self) -> LSTMState:
-        return self.h.clone(), self.c.clone()
 
 
 class GRUCell(_Cell):

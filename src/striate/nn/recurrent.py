@@ -33,7 +33,6 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +40,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from striate.errors import StriateError
-from striate.nn.cells import CuDNNGRUCell, GRUCell, LSTMCell, LSTMStepBuffers, SimpleRNNCell
+from striate.nn.cells import CuDNNGRUCell, GRUCell, LSTMCell, SimpleRNNCell
+from striate.nn.stepping import Stepper
 from striate.nn.time_loops import run_gru_fast, run_reference
 
 __all__ = ["CELLS", "IMPLS", "Recurrent", "State", "Stepper", "detach_state"]
@@ -419,53 +419,3 @@ class Recurrent(nn.Module):
 
 def _batch_of(state: State) -> int:
     return (state[0] if isinstance(state, tuple) else state).shape[1]
-
-
-class Stepper:
-    """Advances a :class:`Recurrent` one step per call, holding its weights and per-layer
-    states between calls: ``h_t = stepper(x_t)``, ``stepper.state`` in ``forward``'s layout.
-
-    LSTM layers step in place on preallocated buffers (:class:`LSTMStepBuffers`); the other
-    cells through their ``inference_step``. The weights are those of the moment it was made;
-    make a new one after training steps.
-    """
-
-    def __init__(self, layer: Recurrent, states: list, weights: list) -> None:
-        self._layer = layer
-        self._layers = [
-            LSTMStepBuffers(s, *w) if isinstance(cell, LSTMCell) else _LayerStep(cell, s, w)
-            for cell, s, w in zip(layer.cells, states, weights, strict=True)
-        ]
-
-    def __call__(self, x_t: Tensor | int) -> Tensor:
-        """(B, I) -> (B, H): the last layer's new hidden state.
-
-        ``x_t`` may be an int: the index of a one-hot input (the same for every row), which
-        the first layer reads as one row of its input weights instead of multiplying zeros.
-        """
-        return self.advance(x_t).clone()  # the in-place layers overwrite it at the next call
-
-    def advance(self, x_t: Tensor | int) -> Tensor:
-        """Like calling the stepper, but returns the last layer's own state buffer, which
-        the next call overwrites: for a caller that uses it at once (saves a copy per step)."""
-        if torch.is_grad_enabled():  # entering no_grad costs microseconds: only when needed
-            with torch.no_grad():
-                return self.advance(x_t)
-        for step in self._layers:
-            x_t = step(x_t)
-        return x_t
-
-    @property
-    def state(self) -> State:
-        return self._layer._join_state([step.state for step in self._layers])
-
-
-class _LayerStep:
-    """One layer of a :class:`Stepper` through the cell's functional ``inference_step``."""
-
-    def __init__(self, cell: nn.Module, state: Any, weights: tuple) -> None:
-        self._step, self.state, self._weights = cell.inference_step, state, weights
-
-    def __call__(self, x_t: Tensor | int) -> Tensor:
-        x_t, self.state = self._step(x_t, self.state, *self._weights)
-        return x_t
