@@ -12,11 +12,11 @@ import torch
 
 from striate.data.download import RemoteFile
 from striate.data.sources import sentiment as src
+from striate.data.sources.labelled_text import held_out_index, read_labelled_table
 from striate.data.sources.sentiment import (
     describe_sentiment_sources,
     load_sentiment,
     read_imdb_archive,
-    read_labelled_table,
 )
 from striate.errors import StriateError
 
@@ -184,6 +184,6 @@ def test_unknown_and_missing_sources(tmp_path):
     with pytest.raises(StriateError, match="unknown split"):
         load_sentiment("uci", "dev", tmp_path)
     assert torch.equal(
-        src.held_out_index(torch.tensor([0, 1] * 10), "test", 0.1, 0.2, 3),
-        src.held_out_index(torch.tensor([0, 1] * 10), "test", 0.3, 0.2, 4),
+        held_out_index(torch.tensor([0, 1] * 10), "test", 0.1, 0.2, 3),
+        held_out_index(torch.tensor([0, 1] * 10), "test", 0.3, 0.2, 4),
     )

@@ -41,7 +41,8 @@ from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources._split import limit_index
-from striate.data.sources.sentiment import SentimentData, load_sentiment
+from striate.data.sources.labelled_text import LabelledTexts
+from striate.data.sources.sentiment import load_sentiment
 from striate.data.vocab import vocab_from_json
 from striate.data.words import WordVocab, tokenize
 from striate.engine.device import resolve_device
@@ -164,7 +165,7 @@ def _batches(
     )
 
 
-def _load_split(config: SentimentTrainConfig, split: str) -> SentimentData:
+def _load_split(config: SentimentTrainConfig, split: str) -> LabelledTexts:
     return load_sentiment(
         config.data,
         split,
@@ -367,7 +368,7 @@ def evaluate(
     return report
 
 
-def _relabel(dataset: SentimentData, classes: list[str], source: str) -> torch.Tensor:
+def _relabel(dataset: LabelledTexts, classes: list[str], source: str) -> torch.Tensor:
     """The dataset's labels as indices into the model's ``classes`` (matched by name)."""
     if dataset.classes == classes:
         return dataset.labels

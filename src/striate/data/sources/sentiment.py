@@ -15,14 +15,12 @@ each is downloaded and checksum-verified when missing):
   reviews, read from ``aclImdb_v1.tar.gz`` member by member (nothing is extracted) or from
   an already extracted ``aclImdb/`` folder beside it. Official train/test split.
 * ``csv:PATH`` / ``tsv:PATH`` (or a path ending in ``.csv`` / ``.tsv``): your own file of
-  ``text,label`` rows. The first row is a header when it names a text column (``text``,
-  ``sentence``, ``review``...) and a label column (``label``, ``sentiment``, ``class``...),
-  which may then come in either order among other columns; labels are any strings and
-  become the class names (sorted; numerically when they are all integers).
+  ``text,label`` rows, read by ``striate.data.sources.labelled_text`` (header optional; the
+  labels become the class names).
 
 Splits: where a source has no official test (or validation) split, one is held out class by
-class: the test part with a fixed seed (so every run of any seed is tested on the same
-texts), the validation part from the rest with the run's seed.
+class (``labelled_text.held_out_index``: the test part with a fixed seed, the validation
+part with the run's seed).
 
 Example:
     >>> data = load_sentiment("uci", "train", data_dir="../shared/data")  # doctest: +SKIP
@@ -32,13 +30,11 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import re
 import tarfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,63 +43,31 @@ import torch
 from striate.data.download import RemoteFile, ensure_files
 from striate.data.paths import resolve_data_dir
 from striate.data.sources._split import stratified_split
+from striate.data.sources.labelled_text import (
+    SPLITS,
+    LabelledTexts,
+    decode_text,
+    held_out_index,
+    labelled_table_path,
+    read_labelled_table,
+)
 from striate.errors import StriateError
 from striate.registry import Registry
 
 __all__ = [
     "BINARY_CLASSES",
-    "SPLITS",
-    "SentimentData",
     "describe_sentiment_sources",
     "load_sentiment",
     "read_imdb_archive",
-    "read_labelled_table",
     "sentiment_sources",
 ]
 
-SPLITS = ("train", "val", "test")
 BINARY_CLASSES = ["negative", "positive"]
 FOLDER = "sentiment"  # every built-in source lives under <data_dir>/sentiment/
-TEST_SPLIT_SEED = 0  # held-out test parts do not depend on the run's seed
-TABLE_PREFIXES = ("csv:", "tsv:")
-TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "comment", "tweet")
-LABEL_COLUMNS = ("label", "sentiment", "class", "polarity", "target", "category", "y")
 
 
-@dataclass
-class SentimentData:
-    """Texts with one class index each; ``classes[labels[i]]`` names the class of text i."""
-
-    texts: list[str]
-    labels: torch.Tensor  # (N,) int64
-    classes: list[str]
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, index: torch.Tensor) -> SentimentData:
-        return SentimentData(
-            [self.texts[i] for i in index.tolist()], self.labels[index], list(self.classes)
-        )
-
-    def class_counts(self) -> dict[str, int]:
-        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
-        return dict(zip(self.classes, counts, strict=True))
-
-
-def _binary(texts: list[str], labels: list[int]) -> SentimentData:
-    return SentimentData(texts, torch.tensor(labels, dtype=torch.int64), list(BINARY_CLASSES))
-
-
-def _decode(data: bytes, where: str) -> str:
-    """UTF-8 (with or without a byte-order mark), else Latin-1: the 2004/2005 Pang & Lee
-    files predate UTF-8 in some copies."""
-    if b"\x00" in data:
-        raise StriateError(f"{where} looks like a binary file (it holds NUL bytes), not text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+def _binary(texts: list[str], labels: list[int]) -> LabelledTexts:
+    return LabelledTexts(texts, torch.tensor(labels, dtype=torch.int64), list(BINARY_CLASSES))
 
 
 def _lines(text: str) -> list[str]:
@@ -193,10 +157,10 @@ IMDB = RemoteFile(
 )
 
 
-def _read_tsv_label_first(path: Path) -> SentimentData:
+def _read_tsv_label_first(path: Path) -> LabelledTexts:
     """SST-2 as shared: a header line, then ``0|1<TAB>text`` rows."""
     texts, labels = [], []
-    rows = _lines(_decode(path.read_bytes(), str(path)))
+    rows = _lines(decode_text(path.read_bytes(), str(path)))
     for number, row in enumerate(rows[1:], start=2):
         label, sep, text = row.partition("\t")
         if not sep or label not in ("0", "1"):
@@ -206,7 +170,7 @@ def _read_tsv_label_first(path: Path) -> SentimentData:
     return _binary(texts, labels)
 
 
-def _load_sst2(root: Path, split: str, download: bool) -> SentimentData:
+def _load_sst2(root: Path, split: str, download: bool) -> LabelledTexts:
     found = ensure_files(root / FOLDER / SST2_FOLDER, [SST2[split]], download)
     return _read_tsv_label_first(found[SST2[split].filename])
 
@@ -218,20 +182,20 @@ def _read_zip(path: Path) -> zipfile.ZipFile:
         raise StriateError(f"cannot read {path}: {exc}") from None
 
 
-def _load_polarity(root: Path, download: bool) -> SentimentData:
+def _load_polarity(root: Path, download: bool) -> LabelledTexts:
     path = ensure_files(root / FOLDER / NLTK_FOLDER, [POLARITY], download)[POLARITY.filename]
     texts: list[str] = []
     labels: list[int] = []
     with _read_zip(path) as archive:
         for label, name in ((0, "rt-polarity.neg"), (1, "rt-polarity.pos")):
             member = f"sentence_polarity/{name}"
-            lines = _lines(_decode(archive.read(member), f"{path}:{member}"))
+            lines = _lines(decode_text(archive.read(member), f"{path}:{member}"))
             texts += [line.strip() for line in lines]
             labels += [label] * len(lines)
     return _binary(texts, labels)
 
 
-def _load_movie_reviews(root: Path, download: bool) -> SentimentData:
+def _load_movie_reviews(root: Path, download: bool) -> LabelledTexts:
     path = ensure_files(root / FOLDER / NLTK_FOLDER, [MOVIE_REVIEWS], download)
     path = path[MOVIE_REVIEWS.filename]
     texts: list[str] = []
@@ -243,19 +207,19 @@ def _load_movie_reviews(root: Path, download: bool) -> SentimentData:
                 n for n in archive.namelist() if n.startswith(prefix) and n.endswith(".txt")
             )
             for name in names:  # one sentence per line: a review is one text
-                lines = _lines(_decode(archive.read(name), f"{path}:{name}"))
+                lines = _lines(decode_text(archive.read(name), f"{path}:{name}"))
                 texts.append(" ".join(line.strip() for line in lines))
                 labels.append(label)
     return _binary(texts, labels)
 
 
-def _load_uci(root: Path, download: bool) -> SentimentData:
+def _load_uci(root: Path, download: bool) -> LabelledTexts:
     found = ensure_files(root / FOLDER / UCI_FOLDER, UCI, download)
     texts: list[str] = []
     labels: list[int] = []
     for remote in UCI:
         path = found[remote.filename]
-        for number, line in enumerate(_lines(_decode(path.read_bytes(), str(path))), 1):
+        for number, line in enumerate(_lines(decode_text(path.read_bytes(), str(path))), 1):
             text, sep, label = line.rpartition("\t")
             if not sep or label.strip() not in ("0", "1"):
                 raise StriateError(f"{path}, line {number}: expected text<TAB>0|1")
@@ -272,11 +236,11 @@ def _clean_imdb(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_imdb_cached(path: str, stat: tuple[int, int]) -> dict[str, SentimentData]:
+def _read_imdb_cached(path: str, stat: tuple[int, int]) -> dict[str, LabelledTexts]:
     return read_imdb_archive(path)
 
 
-def read_imdb_archive(path: str | Path) -> dict[str, SentimentData]:
+def read_imdb_archive(path: str | Path) -> dict[str, LabelledTexts]:
     """{"train": ..., "test": ...} from ``aclImdb_v1.tar.gz`` in one sequential pass.
 
     Only the labelled reviews (``aclImdb/{train,test}/{pos,neg}/ID_RATING.txt``) are decoded;
@@ -295,31 +259,31 @@ def read_imdb_archive(path: str | Path) -> dict[str, SentimentData]:
                 handle = archive.extractfile(member)
                 if handle is None:
                     continue
-                text = _clean_imdb(_decode(handle.read(), f"{path}:{member.name}"))
+                text = _clean_imdb(decode_text(handle.read(), f"{path}:{member.name}"))
                 found[split].append((int(polarity == "pos"), ident, text))
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise StriateError(f"cannot read {path}: corrupt or truncated archive ({exc})") from None
     return {split: _imdb_data(rows, str(path)) for split, rows in found.items()}
 
 
-def _imdb_data(rows: list[tuple[int, int, str]], where: str) -> SentimentData:
+def _imdb_data(rows: list[tuple[int, int, str]], where: str) -> LabelledTexts:
     if not rows:
         raise StriateError(f"{where} holds no labelled IMDB reviews (aclImdb/*/pos|neg/*.txt)")
     rows.sort(key=lambda row: row[:2])
     return _binary([text for _, _, text in rows], [label for label, _, _ in rows])
 
 
-def _read_imdb_folder(folder: Path, split: str) -> SentimentData:
+def _read_imdb_folder(folder: Path, split: str) -> LabelledTexts:
     rows = []
     for polarity in ("neg", "pos"):
         for file in (folder / split / polarity).glob("*_*.txt"):
             ident = int(file.name.split("_", 1)[0])
-            text = _clean_imdb(_decode(file.read_bytes(), str(file)))
+            text = _clean_imdb(decode_text(file.read_bytes(), str(file)))
             rows.append((int(polarity == "pos"), ident, text))
     return _imdb_data(rows, str(folder / split))
 
 
-def _load_imdb(root: Path, split: str, download: bool) -> SentimentData:
+def _load_imdb(root: Path, split: str, download: bool) -> LabelledTexts:
     folder = root / FOLDER / IMDB_FOLDER
     extracted = folder / "aclImdb"
     if (extracted / split / "pos").is_dir() and not (folder / IMDB.filename).is_file():
@@ -327,99 +291,6 @@ def _load_imdb(root: Path, split: str, download: bool) -> SentimentData:
     path = ensure_files(folder, [IMDB], download)[IMDB.filename]
     stat = path.stat()
     return _read_imdb_cached(str(path), (stat.st_size, stat.st_mtime_ns))[split]
-
-
-# -- your own table ------------------------------------------------------------------------
-
-
-def _table_path(source: str) -> tuple[Path, str] | None:
-    """(path, delimiter) when ``source`` names a CSV/TSV table, else None."""
-    for prefix in TABLE_PREFIXES:
-        if source.startswith(prefix):
-            path = source[len(prefix) :]
-            if not path:
-                raise StriateError(f"{prefix} needs a path, as in {prefix}reviews.{prefix[:3]}")
-            return Path(path).expanduser(), "," if prefix == "csv:" else "\t"
-    suffix = Path(source).suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return Path(source).expanduser(), "," if suffix == ".csv" else "\t"
-    return None
-
-
-def _header_columns(row: Sequence[str]) -> tuple[int, int] | None:
-    """(text column, label column) if ``row`` is a header naming both, else None."""
-    names = [cell.strip().lower() for cell in row]
-    text = next((names.index(n) for n in TEXT_COLUMNS if n in names), None)
-    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
-    return (text, label) if text is not None and label is not None else None
-
-
-def _class_order(labels: set[str]) -> list[str]:
-    """Class names sorted: as integers when they all are (so "2" < "10"), else as text."""
-    try:
-        return sorted(labels, key=int)
-    except ValueError:
-        return sorted(labels)
-
-
-def read_labelled_table(path: str | Path, delimiter: str = ",") -> SentimentData:
-    """A CSV (or, with ``delimiter="\\t"``, TSV) file of ``text,label`` rows.
-
-    Header optional (see the module docstring); quoted fields may hold the delimiter and line
-    breaks. Every row must have a non-empty text and label, and there must be at least two
-    classes. Blank lines are skipped.
-    """
-    path = Path(path).expanduser()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise StriateError(f"data file {path} not found") from None
-    except IsADirectoryError:
-        raise StriateError(f"{path} is a directory, not a CSV/TSV file") from None
-    except OSError as exc:
-        raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = _decode(raw, str(path))
-    try:
-        rows = [
-            (number, row)
-            for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1)
-            if any(cell.strip() for cell in row)
-        ]
-    except csv.Error as exc:
-        kind = "CSV" if delimiter == "," else "TSV"
-        raise StriateError(f"{path} is not a valid {kind} file: {exc}") from None
-    if not rows:
-        raise StriateError(f"data file {path} is empty")
-    columns = _header_columns(rows[0][1])
-    if columns is not None:
-        rows = rows[1:]
-    text_col, label_col = columns or (0, 1)
-    width = max(text_col, label_col) + 1
-    texts: list[str] = []
-    names: list[str] = []
-    for number, row in rows:
-        if columns is None and len(row) != 2:
-            what = "tab-separated" if delimiter == "\t" else "comma-separated"
-            raise StriateError(
-                f"{path}, line {number}: expected 2 {what} fields (text, label), got {len(row)}; "
-                "quote texts that hold the delimiter"
-            )
-        if len(row) < width:
-            raise StriateError(f"{path}, line {number}: missing the text or the label column")
-        body, label = row[text_col].strip(), row[label_col].strip()
-        if not body or not label:
-            raise StriateError(f"{path}, line {number}: empty {'text' if not body else 'label'}")
-        texts.append(body)
-        names.append(label)
-    if not texts:
-        raise StriateError(f"data file {path} holds a header but no rows")
-    classes = _class_order(set(names))
-    if len(classes) < 2:
-        raise StriateError(
-            f"{path} has only one class ({classes[0]!r}); a classifier needs at least two"
-        )
-    index = {name: i for i, name in enumerate(classes)}
-    return SentimentData(texts, torch.tensor([index[n] for n in names]), classes)
 
 
 # -- registry, splits, entry point -------------------------------------------------------------
@@ -432,7 +303,7 @@ class SentimentSource:
 
     name: str
     description: str
-    load: Callable[[Path, str, bool], SentimentData]
+    load: Callable[[Path, str, bool], LabelledTexts]
     files: Callable[[Path], list[Path]]
     official: tuple[str, ...] = ()  # the splits the source itself defines
 
@@ -520,42 +391,6 @@ def describe_sentiment_sources(data_dir: str | Path | None = None) -> list[dict]
     return rows
 
 
-def held_out_index(
-    labels: torch.Tensor, split: str, val_fraction: float, test_fraction: float, seed: int
-) -> torch.Tensor:
-    """Indices of ``split`` in a source without official splits, class by class.
-
-    ``test`` is ``test_fraction`` of each class chosen with a fixed seed; ``val`` is
-    ``val_fraction`` of the whole, taken from what is left with the run's ``seed``;
-    ``train`` is the rest. The three parts never overlap.
-    """
-    _check_fractions(split, val_fraction, test_fraction)
-    if test_fraction > 0:
-        test, rest = stratified_split(labels, (test_fraction,), TEST_SPLIT_SEED)
-    else:
-        test, rest = torch.empty(0, dtype=torch.int64), torch.arange(len(labels))
-    if split == "test":
-        return test
-    inner = val_fraction / (1 - test_fraction)
-    if inner <= 0:
-        return rest if split == "train" else torch.empty(0, dtype=torch.int64)
-    val, train = stratified_split(labels[rest], (inner,), seed)
-    return rest[val] if split == "val" else rest[train]
-
-
-def _check_fractions(split: str, val_fraction: float, test_fraction: float) -> None:
-    if split not in SPLITS:
-        raise StriateError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1:
-        raise StriateError("validation and test fractions must be in [0, 1)")
-    if val_fraction + test_fraction >= 0.9:
-        raise StriateError("validation and test fractions leave too little to train on")
-    if split == "val" and val_fraction == 0:
-        raise StriateError("split 'val' requested but the validation fraction is 0")
-    if split == "test" and test_fraction == 0:
-        raise StriateError("split 'test' requested but the test fraction is 0")
-
-
 def load_sentiment(
     source: str,
     split: str = "train",
@@ -565,7 +400,7 @@ def load_sentiment(
     test_fraction: float = 0.1,
     seed: int = 0,
     download: bool = True,
-) -> SentimentData:
+) -> LabelledTexts:
     """One split (``train``, ``val`` or ``test``) of a sentiment source.
 
     Args:
@@ -579,7 +414,7 @@ def load_sentiment(
         seed: chooses the validation part (the test part has a fixed seed).
         download: fetch missing files; when false, a missing file is an error.
     """
-    table = _table_path(source)
+    table = labelled_table_path(source)
     if table is not None:
         data = read_labelled_table(*table)
         official: tuple[str, ...] = ()
