@@ -9,7 +9,8 @@ import torch
 
 from striate.apps import video
 from striate.cli.main import main
-from striate.data.sources.video import MovingDigits, load_video_data, save_clip
+from striate.data.sources.moving_digits import MovingDigits
+from striate.data.sources.video import load_video_data, save_clip
 from striate.engine.loop import EngineConfig
 from striate.models.video import VideoClassifier
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from striate.data.sources.moving_digits import MovingDigits, generate_moving_digits
 from striate.data.sources.video import (
     PAD_LABEL,
-    MovingDigits,
-    generate_moving_digits,
     load_clip,
     load_video_data,
     read_labels,

@@ -10,7 +10,7 @@ functions::
 
 Accuracy is counted per frame over the frames inside each clip (padding is ignored).
 ``memory_accuracy`` is the accuracy on the frames whose label is not visible in them (the
-generated set's hidden frames, see :mod:`striate.data.sources.video`): there a per-frame
+generated set's hidden frames, see :mod:`striate.data.sources.moving_digits`): there a per-frame
 CNN (``no_rnn``) can only guess, and the recurrent state has to remember.
 """
 
@@ -36,11 +36,11 @@ from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.batching import TensorBatches
+from striate.data.sources.moving_digits import MovingDigits
 from striate.data.sources.video import (
     FOLDER_PREFIX,
     MOVING_DIGITS,
     PAD_LABEL,
-    MovingDigits,
     VideoData,
     load_clip,
     load_video_data,

@@ -1,14 +1,14 @@
-"""Video clips with a label per frame: the generated ``moving-digits`` set, and your own clips.
+"""Video clips with a label per frame: what every video source returns, and your own clips.
 
 The lecture's "video classification on frame level" is the synced many-to-many pattern: one
-input frame and one output label per time step. Every source here returns a
-:class:`VideoData` (uint8 frames, padded to the longest clip, with the true lengths).
+input frame and one output label per time step. Every source returns a :class:`VideoData`
+(uint8 frames, padded to the longest clip, with the true lengths); :func:`load_video_data`
+is the one entry point.
 
 Sources:
 
-* ``moving-digits`` (generated, no download): handwritten digits (scikit-learn's bundled 8x8
-  ``digits``, or MNIST from the data directory with ``digits="mnist"``) that move, bounce,
-  change and disappear; see :func:`generate_moving_digits` for the exact labelling rule.
+* ``moving-digits`` (generated, no download): digits that move, change and hide; see
+  :mod:`striate.data.sources.moving_digits` for the generator and its labelling rule.
 * ``folder:PATH``: your clips. ``PATH/<clip>/`` is a folder of frame images (read in sorted
   name order) with ``labels.txt`` beside them; ``PATH/<clip>.mp4`` (or .avi, .mkv, .mov,
   .webm, .m4v) is a video file, decoded with PyAV when it is installed, whose labels are in
@@ -16,9 +16,10 @@ Sources:
   frame, in frame order (blank lines at the very end are ignored). As for image folders,
   ``PATH/train/``, ``PATH/val/`` and ``PATH/test/`` are taken as the splits when present;
   otherwise the clips are split reproducibly (seeded): 10% test, ``val_fraction`` val, the
-  rest train.
+  rest train. :func:`save_clip` writes a clip in the layout :func:`load_clip` reads.
 
 Example:
+    >>> from striate.data.sources.moving_digits import MovingDigits
     >>> data = load_video_data("moving-digits", "val", spec=MovingDigits(frames=12), clips=8)
     >>> tuple(data.frames.shape), tuple(data.labels.shape), data.classes[:3]
     ((8, 12, 1, 32, 32), (8, 12), ['0', '1', '2'])
@@ -32,24 +33,25 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from striate.data.sources.base import SPLITS
 from striate.data.sources.folder import IMAGE_EXTENSIONS, read_image_file
-from striate.data.sources.images import load_image_data
 from striate.data.transforms.functional import to_square
 from striate.errors import StriateError
+
+if TYPE_CHECKING:  # the generator builds a VideoData, so it is imported lazily below
+    from striate.data.sources.moving_digits import MovingDigits
 
 __all__ = [
     "FOLDER_PREFIX",
     "MOVING_DIGITS",
     "PAD_LABEL",
     "VIDEO_EXTENSIONS",
-    "MovingDigits",
     "VideoData",
-    "generate_moving_digits",
     "load_clip",
     "load_video_data",
     "read_labels",
@@ -63,8 +65,6 @@ PAD_LABEL = -1  # the label of frames past a clip's length
 LABELS_FILE = "labels.txt"
 LABELS_SUFFIX = ".labels.txt"
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
-DEFAULT_CLIPS = {"train": 3000, "val": 500, "test": 1000}
-TEST_SEED = 20241  # fixed: the moving-digits test clips never depend on the user's seed
 FOLDER_TEST_FRACTION = 0.1
 MAX_DEFAULT_FOLDER_SIZE = 64
 
@@ -119,166 +119,6 @@ class VideoData:
         """int64 (N, T, 2): the label and the memory flag of every frame, stacked, which is
         the form the training batches carry them in."""
         return torch.stack([self.labels, self.memory.long()], dim=-1)
-
-
-# ---------------------------------------------------------------------------------------------
-# moving digits
-
-
-@dataclass(frozen=True)
-class MovingDigits:
-    """The parameters of the generated set (defaults: 16 frames of 32x32, 16 px digits).
-
-    Attributes:
-        frames: T, frames per clip.
-        image_size: S, side of the square canvas.
-        digit_size: side the digit glyphs are resized to (default S // 2).
-        max_speed: largest speed along each axis, in pixels per frame.
-        change_prob: chance, at each frame after the first, that a new digit (a new glyph
-            drawn from the whole pool) replaces the current one.
-        hide_prob: chance that a visible frame is followed by a hidden one.
-        stay_hidden_prob: chance that a hidden frame is followed by another hidden one.
-        noise: background pixels are uniform in 0..noise.
-        digits: where the glyphs come from: ``digits`` (bundled) or ``mnist``.
-    """
-
-    frames: int = 16
-    image_size: int = 32
-    digit_size: int | None = None
-    max_speed: float = 2.5
-    change_prob: float = 0.15
-    hide_prob: float = 0.3
-    stay_hidden_prob: float = 0.6
-    noise: int = 40
-    digits: str = "digits"
-
-    def __post_init__(self) -> None:
-        size = self.digit_size or self.image_size // 2
-        checks = [
-            (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
-            (4 <= size <= self.image_size, f"digit size {size} must be in 4..image size"),
-            (self.max_speed >= 0, "max speed must be non-negative"),
-            (0 <= self.change_prob <= 1, "change probability must be in [0, 1]"),
-            (0 <= self.hide_prob <= 1, "hide probability must be in [0, 1]"),
-            (0 <= self.stay_hidden_prob < 1, "stay-hidden probability must be in [0, 1)"),
-            (0 <= self.noise <= 255, "noise must be in 0..255"),
-            (self.digits in ("digits", "mnist"), f"digits: digits or mnist, not {self.digits!r}"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            if not ok:
-                raise StriateError(message)
-
-    @property
-    def glyph_size(self) -> int:
-        return self.digit_size or self.image_size // 2
-
-
-def _glyphs(spec: MovingDigits, part: str, data_dir: str | Path | None) -> tuple[np.ndarray, ...]:
-    """(glyphs uint8 (G, D, D), classes int64 (G,)) from the source's ``part``."""
-    images = load_image_data(
-        spec.digits, part, data_dir=data_dir, image_size=spec.glyph_size, val_fraction=0.0
-    )
-    return images.images[:, 0].numpy(), images.labels.numpy()
-
-
-def _bounce(start: np.ndarray, velocity: np.ndarray, frames: int, span: int) -> np.ndarray:
-    """Positions start + v t reflected into [0, span] (a ball bouncing off the walls)."""
-    raw = start[:, None] + velocity[:, None] * np.arange(frames)[None, :]
-    if span == 0:
-        return np.zeros_like(raw, dtype=np.int64)
-    folded = np.mod(raw, 2 * span)
-    return np.rint(np.where(folded > span, 2 * span - folded, folded)).astype(np.int64)
-
-
-def generate_moving_digits(
-    spec: MovingDigits,
-    clips: int,
-    seed: int,
-    glyphs: np.ndarray,
-    glyph_classes: np.ndarray,
-) -> VideoData:
-    """Generate ``clips`` clips, deterministically from ``seed`` (vectorised over clips).
-
-    Each clip shows one digit glyph at a time on a noisy background. The digit moves in a
-    straight line at a random velocity and bounces off the borders; at every frame after
-    the first it is replaced, with probability ``change_prob``, by a new glyph (drawn from
-    the whole pool, so possibly the same class again). Frame 0 is always visible; after a
-    visible frame the next one is *hidden* with probability ``hide_prob``, and a hidden
-    frame stays hidden with probability ``stay_hidden_prob``. A hidden frame is either
-    blank (no digit) or occluded (an opaque grey square covers the whole digit), half and
-    half, so it carries no information about the digit.
-
-    The labelling rule: the label of frame t is the class of the digit most recently shown,
-    i.e. the digit visible at the latest frame t' <= t that is not hidden. On visible
-    frames that is the digit in the frame; on hidden frames (``memory`` True) it is the
-    last digit seen before them, even if the digit changed while hidden, so only a model
-    with memory can be right there: a per-frame model can only guess.
-    """
-    if clips < 1:
-        raise StriateError(f"the number of clips must be positive, got {clips}")
-    rng = np.random.default_rng([seed % (1 << 63), clips])
-    n, t, s, d = clips, spec.frames, spec.image_size, spec.glyph_size
-    span = s - d
-
-    # what is shown: segments of one glyph each, a new segment at every change
-    changes = rng.random((n, t)) < spec.change_prob
-    changes[:, 0] = False
-    segment = np.cumsum(changes, axis=1)
-    segment_glyph = rng.integers(0, len(glyphs), size=(n, t))
-    glyph = np.take_along_axis(segment_glyph, segment, axis=1)  # (N, T)
-
-    # which frames are hidden: a two-state Markov chain, frame 0 always visible
-    hidden = np.zeros((n, t), dtype=bool)
-    draws = rng.random((n, t))
-    for step in range(1, t):
-        prob = np.where(hidden[:, step - 1], spec.stay_hidden_prob, spec.hide_prob)
-        hidden[:, step] = draws[:, step] < prob
-    occluded = hidden & (rng.random((n, t)) < 0.5)
-
-    # the rule: the class of the glyph at the latest visible frame t' <= t
-    steps = np.arange(t)[None, :]
-    last_seen = np.maximum.accumulate(np.where(hidden, 0, steps), axis=1)
-    labels = glyph_classes[np.take_along_axis(glyph, last_seen, axis=1)]
-
-    # motion: bouncing straight lines
-    y = _bounce(rng.uniform(0, span, n), rng.uniform(-1, 1, n) * spec.max_speed, t, span)
-    x = _bounce(rng.uniform(0, span, n), rng.uniform(-1, 1, n) * spec.max_speed, t, span)
-
-    # render: noise, then the digit on top (the brighter pixel wins)
-    canvas = rng.integers(0, spec.noise + 1, size=(n, t, s, s), dtype=np.uint8)
-    ni, ti = np.indices((n, t))
-    rows = y[..., None, None] + np.arange(d)[:, None]  # (N, T, D, 1)
-    cols = x[..., None, None] + np.arange(d)[None, :]  # (N, T, 1, D)
-    index = (ni[..., None, None], ti[..., None, None], rows, cols)
-    shown = glyphs[glyph] * (~hidden)[..., None, None].astype(np.uint8)
-    canvas[index] = np.maximum(canvas[index], shown)
-    # occluders: an opaque grey square reaching 2 px beyond the digit on every side
-    grey = rng.integers(96, 256, size=(n, t), dtype=np.uint8)
-    box = np.arange(-2, d + 2)
-    box_rows = np.clip(y[..., None, None] + box[:, None], 0, s - 1)[occluded]  # (K, D+4, 1)
-    box_cols = np.clip(x[..., None, None] + box[None, :], 0, s - 1)[occluded]  # (K, 1, D+4)
-    at_n, at_t = ni[occluded][:, None, None], ti[occluded][:, None, None]
-    canvas[at_n, at_t, box_rows, box_cols] = grey[occluded][:, None, None]
-
-    frames = torch.from_numpy(canvas).unsqueeze(2)
-    return VideoData(
-        frames=frames,
-        labels=torch.from_numpy(labels.astype(np.int64)),
-        lengths=torch.full((n,), t, dtype=torch.int64),
-        memory=torch.from_numpy(hidden),
-        classes=[str(c) for c in range(10)],
-        names=[f"clip-{i:05d}" for i in range(n)],
-    )
-
-
-def _moving_digits(
-    split: str, spec: MovingDigits, clips: int | None, seed: int, data_dir: str | Path | None
-) -> VideoData:
-    """Train and val clips use the training glyphs (seeded by ``seed``); test clips use the
-    held-out glyphs and a fixed seed."""
-    glyphs, classes = _glyphs(spec, "test" if split == "test" else "train", data_dir)
-    split_seed = TEST_SEED if split == "test" else seed * 2 + (split == "val")
-    return generate_moving_digits(spec, clips or DEFAULT_CLIPS[split], split_seed, glyphs, classes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,7 +358,8 @@ def load_video_data(
     Args:
         source: ``moving-digits`` or ``folder:PATH``.
         split: "train", "val" or "test".
-        spec: the generated set's parameters (default :class:`MovingDigits()`).
+        spec: the generated set's parameters (default
+            :class:`~striate.data.sources.moving_digits.MovingDigits`).
         clips: how many clips to generate (default 3000 train, 500 val, 1000 test).
         data_dir: where MNIST lies when ``spec.digits`` is ``mnist``.
         image_size: folders: square side of every frame (default: the first frame's
@@ -530,7 +371,9 @@ def load_video_data(
     if split not in SPLITS:
         raise StriateError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if source == MOVING_DIGITS:
-        return _moving_digits(split, spec or MovingDigits(), clips, seed, data_dir)
+        from striate.data.sources.moving_digits import MovingDigits, load_moving_digits
+
+        return load_moving_digits(split, spec or MovingDigits(), clips, seed, data_dir)
     if source.startswith(FOLDER_PREFIX):
         if not 0 <= val_fraction < 1:
             raise StriateError(f"val_fraction must be in [0, 1), got {val_fraction}")
