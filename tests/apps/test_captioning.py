@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from striate.apps import captioning as cap
 from striate.apps import image_classification as ic
+from striate.artifacts import plots
 from striate.cli.main import main
 from striate.data.sources.captions import load_caption_data
 from striate.engine.loop import EngineConfig
@@ -79,13 +81,19 @@ def test_show_and_tell_learns_to_caption_held_out_images(show_tell):
     assert saved["bleu4"] == pytest.approx(report["bleu4"])
 
 
-def test_attention_variant_learns(tmp_path):
+@pytest.fixture(scope="module")
+def attend(tmp_path_factory):
+    """Show, Attend and Tell (additive attention over an 8 x 8 map), one epoch."""
     config = cap.CaptionTrainConfig(
         data=DATA, encoder="neocognitron", encoder_options={"widths": [16, 32], "kernel_size": 3},
         attention="additive", embedding=32, hidden=64, beam=1, name="attend",
-        runs_dir=str(tmp_path), engine=_engine(),
+        runs_dir=str(tmp_path_factory.mktemp("attend-runs")), engine=_engine(),
     )  # fmt: skip
-    result = cap.train(config)
+    return cap.train(config)
+
+
+def test_attention_variant_learns(attend):
+    result = attend
     assert result.fit.step == 125 and result.fit.final["accuracy"] > 0.65
     report = cap.evaluate(result.run, "test", beam=3, write=False)
     assert report["bleu4"] >= 35.0  # measured 48 after one epoch
@@ -95,6 +103,46 @@ def test_attention_variant_learns(tmp_path):
     maps = model.attention_maps(test.images[:4], tokens)
     assert maps.shape == (4, 3, 64)  # 8 x 8 feature map positions
     assert torch.allclose(maps.sum(-1), torch.ones(4, 3), atol=1e-5)
+
+
+def test_attention_picture_shows_one_panel_per_word(
+    attend, show_tell, tmp_path, capsys, monkeypatch
+):
+    test = load_caption_data(DATA, "test")
+    scene = tmp_path / "scene.png"
+    Image.fromarray(test.images[0].permute(1, 2, 0).numpy()).save(scene)
+    seen = cap.attention_weights(attend.run, scene)
+    words = seen.caption.split()
+    assert seen.caption == cap.caption(attend.run, [scene])[0] and seen.words == words
+    assert len(words) >= 3 and seen.maps.shape == (len(words), 8, 8)
+    assert torch.allclose(seen.maps.sum((1, 2)), torch.ones(len(words)), atol=1e-5)
+
+    panels = []  # the titles of the figure's visible axes when it is saved
+    real_save = plots._save
+
+    def counting_save(fig, target):
+        panels.append([ax.get_title() for ax in fig.axes if ax.axison])
+        return real_save(fig, target)
+
+    monkeypatch.setattr(plots, "_save", counting_save)
+    runs = str(attend.run.parent)
+    capsys.readouterr()
+    assert main(["caption", "attend", str(scene), "--runs-dir", runs, "--attention-map"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    picture = attend.run / "analysis" / "attention-scene.png"
+    assert out == [f"{scene}: {seen.caption}", f"wrote {picture}"]
+    assert panels == [["image", *words]]  # the image, then one panel per word, titled by it
+    with Image.open(picture) as png:
+        pixels = torch.from_numpy(np.array(png.convert("RGB")))
+    assert pixels.shape[1] > pixels.shape[0] > 100
+    assert len(torch.unique(pixels.reshape(-1, 3), dim=0)) > 50  # not one colour
+
+    capsys.readouterr()
+    argv = ["caption", "show-tell", str(scene), "--runs-dir", str(show_tell.parent)]
+    assert main([*argv, "--attention-map"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "no attention; train with --attention" in captured.err
 
 
 @pytest.mark.parametrize("attention", [None, "multiplicative"])

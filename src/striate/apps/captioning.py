@@ -1,12 +1,13 @@
 """Image captioning end to end: train, resume, caption images, evaluate BLEU.
 
-``striate train caption``, ``striate caption`` and ``striate eval-caption`` are these
-functions::
+``striate train caption``, ``striate caption`` (``--attention-map``) and
+``striate eval-caption`` are these functions::
 
     from striate.apps import captioning as cap
     result = cap.train(cap.CaptionTrainConfig(data="shapes", attention="additive"))
     cap.caption(result.run, ["scene.png"], beam=3)   # ["a small red circle above a ..."]
     cap.evaluate(result.run, split="test")           # {"bleu1": ..., "bleu4": ...}
+    cap.attention_picture(result.run, "scene.png")   # RUN/analysis/attention-scene.png
 
 The encoder is a zoo model trained from scratch (``encoder``) or the network of a trained
 image-classification run (``encoder_run``), optionally frozen. Training is teacher forcing
@@ -21,6 +22,7 @@ image size, the decoder's settings and the word vocabulary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ from striate.apps._runs import (
 from striate.apps.image_classification import load_classifier
 from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.plots import plot_attention_words
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.captions import CaptionData, load_caption_data
@@ -308,22 +311,21 @@ def load_captioner(
     return model.eval(), vocab, meta
 
 
-def generate(
+def _generate_ids(
     model: Captioner,
     vocab: WordVocab,
     images: torch.Tensor,
-    beam: int = 3,
-    max_len: int = 30,
+    beam: int,
+    max_len: int,
     batch_size: int = 100,
-) -> list[str]:
-    """A caption per image (N, C, S, S; uint8 or [0, 1] floats), by beam search (beam 1:
-    greedy), as detokenized text."""
+) -> list[list[int]]:
+    """Generated token ids per image (greedy for beam 1, else beam search), eval mode."""
     if beam < 1:
         raise StriateError("the beam size must be at least 1")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    texts: list[str] = []
+    rows: list[list[int]] = []
     try:
         with torch.inference_mode():
             for start in range(0, images.shape[0], batch_size):
@@ -334,10 +336,24 @@ def generate(
                     ids = greedy_decode(*args, max_len + 1)
                 else:
                     ids = beam_search(*args, beam_size=beam, max_len=max_len + 1)
-                texts += [detokenize(vocab.decode(row)) for row in ids]
+                rows += [list(row) for row in ids]
     finally:
         model.train(was_training)
-    return texts
+    return rows
+
+
+def generate(
+    model: Captioner,
+    vocab: WordVocab,
+    images: torch.Tensor,
+    beam: int = 3,
+    max_len: int = 30,
+    batch_size: int = 100,
+) -> list[str]:
+    """A caption per image (N, C, S, S; uint8 or [0, 1] floats), by beam search (beam 1:
+    greedy), as detokenized text."""
+    rows = _generate_ids(model, vocab, images, beam, max_len, batch_size)
+    return [detokenize(vocab.decode(row)) for row in rows]
 
 
 def _read_images(images: Sequence[str | Path | torch.Tensor], size: int) -> torch.Tensor:
@@ -367,6 +383,63 @@ def caption(
     model, vocab, meta = load_captioner(run, runs_dir)
     batch = _read_images(images, meta["input"]["image_size"])
     return generate(model, vocab, batch, beam, meta["max_len"])
+
+
+@dataclass
+class WordAttention:
+    """Where the captioner looked for each word of its caption of one image."""
+
+    image: torch.Tensor  # (3, S, S) uint8, the image as the model sees it
+    caption: str  # the generated caption, as ``caption`` gives it
+    words: list[str]  # its words (``caption_tokens(caption)``), one per map
+    maps: torch.Tensor  # (len(words), h, w) attention weights α, each map sums to 1
+
+
+def attention_weights(
+    run: str | Path,
+    image: str | Path | torch.Tensor,
+    beam: int = 3,
+    runs_dir: str | Path = DEFAULT_ROOT,
+) -> WordAttention:
+    """Caption ``image`` (as :func:`caption` does), then replay the caption with teacher
+    forcing and keep, for each generated word w_t, the soft attention α_t it was predicted
+    with: α_t = softmax_i(score(h_{t-1}, a_i)) over the feature map positions a_1..a_L
+    (Show, Attend and Tell §3.1.2), reshaped to the map's (h, w) grid.
+    A run trained without attention is a :class:`StriateError`."""
+    model, vocab, meta = load_captioner(run, runs_dir)
+    if model.attention is None:
+        raise StriateError("this captioner has no attention; train with --attention")
+    pixels = _read_images([image], meta["input"]["image_size"])
+    (row,) = _generate_ids(model, vocab, pixels, beam, meta["max_len"])
+    words = vocab.decode(row)
+    tokens_in = torch.tensor([vocab.encode(words, bos=True)])  # <bos> w_1 … w_n
+    alphas = model.attention_maps(pixels, tokens_in)[0, : len(words)]  # α_t predicts w_t
+    side = math.isqrt(alphas.shape[-1])
+    if side * side != alphas.shape[-1]:
+        raise StriateError(f"the feature map of {alphas.shape[-1]} positions is not square")
+    maps = alphas.reshape(len(words), side, side)
+    return WordAttention(pixels[0], detokenize(words), words, maps)
+
+
+def attention_picture(
+    run: str | Path,
+    image: str | Path | torch.Tensor,
+    beam: int = 3,
+    out: str | Path | None = None,
+    runs_dir: str | Path = DEFAULT_ROOT,
+) -> Path:
+    """Draw where the captioner looked for each word (:func:`attention_weights`) as a PNG:
+    the image, then exactly one panel per word of the caption, titled with the word, the
+    image lit by the word's attention map upsampled to it. Written atomically to ``out``,
+    by default ``RUN/analysis/attention-IMAGESTEM.png`` (``attention-tensor.png`` for a
+    tensor)."""
+    seen = attention_weights(run, image, beam, runs_dir)
+    if out is None:
+        run_path, _ = locate_checkpoint(run, runs_dir)
+        stem = "tensor" if isinstance(image, torch.Tensor) else Path(image).stem
+        out = run_path / "analysis" / f"attention-{stem}.png"
+    title = f'"{seen.caption}"  (beam {beam})'
+    return plot_attention_words(seen.image.float() / 255, seen.maps, seen.words, Path(out), title)
 
 
 def evaluate(

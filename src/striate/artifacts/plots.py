@@ -281,3 +281,36 @@ def plot_toeplitz(
     ax.set_title(title, fontsize=10)
     fig.colorbar(picture, ax=ax, fraction=0.04, pad=0.02, label="weight")
     return _save(fig, target)
+
+
+def plot_attention_words(
+    image: torch.Tensor, maps: torch.Tensor, words: Sequence[str], target: Path, title: str
+) -> Path:
+    """Where a captioner looked (Show, Attend and Tell's figure): the image (C, H, W) in
+    [0, 1], then one panel per word with its attention map α (one (h, w) map per word)
+    upsampled bilinearly to the image: dimmed where α is small, under a white glow where
+    it is large."""
+    image = image.detach().float().cpu().clamp(0, 1)
+    maps = maps.detach().float().cpu()
+    if len(maps) != len(words):
+        raise ValueError(f"{len(words)} words but {len(maps)} attention maps")
+    height, width = image.shape[1:]
+    peaks = maps.flatten(1).amax(1) if len(maps) else maps.new_zeros(0)
+    if len(maps):
+        maps = torch.nn.functional.interpolate(
+            maps[:, None], size=(height, width), mode="bilinear", align_corners=False
+        )[:, 0]
+    rows, cols = _grid(len(words) + 1, min(len(words) + 1, 6))
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows + 0.4))
+    tiles = _tiles(axes, len(words) + 1)
+    _show(tiles[0], image, interpolation="nearest")
+    tiles[0].set_title("image", fontsize=9)
+    for ax, word, heat, peak in zip(tiles[1:], words, maps, peaks, strict=False):
+        light = (heat / (float(heat.max()) or 1.0)).clamp(0, 1)
+        _show(ax, image * (0.3 + 0.7 * light), interpolation="nearest")
+        glow = (0.6 * light).numpy()  # white where α is large, clear where it is small
+        ax.imshow(torch.ones(height, width).numpy(), cmap="gray", vmin=0, vmax=1, alpha=glow)
+        ax.set_title(word, fontsize=11)
+        ax.set_xlabel(f"max α {float(peak):.2f}", fontsize=7, labelpad=2)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, target)
