@@ -120,18 +120,6 @@ class SentimentTrainResult:
     vocab: WordVocab
 
 
-class SentenceClassificationStep(ClassificationStep):
-    """Cross-entropy on (padded word ids, labels) batches; the model finds the lengths from
-    the padding. Reports loss and accuracy (top-5 means nothing for two classes)."""
-
-    def evaluate(
-        self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]
-    ) -> dict[str, torch.Tensor]:
-        sums = super().evaluate(model, batch)
-        sums.pop("top5")
-        return sums
-
-
 # ---------------------------------------------------------------------------------------------
 # text -> ids
 
@@ -246,8 +234,9 @@ def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> Sen
         },
         "train_texts": len(train_ids),
     }
+    step = ClassificationStep(top_k=None)  # top-5 means nothing for two classes
     result = fit(
-        model, SentenceClassificationStep(), train_b, val_b, config.engine, run=run, meta=meta,
+        model, step, train_b, val_b, config.engine, run=run, meta=meta,
         resume_from=resume_from, dist=dist,
     )  # fmt: skip
     return SentimentTrainResult(run.path if run else None, result, classes, vocab)

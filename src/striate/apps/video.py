@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from striate import __version__
 from striate.apps._runs import (
@@ -40,7 +38,6 @@ from striate.data.sources.moving_digits import MovingDigits
 from striate.data.sources.video import (
     FOLDER_PREFIX,
     MOVING_DIGITS,
-    PAD_LABEL,
     VideoData,
     load_clip,
     load_video_data,
@@ -49,7 +46,7 @@ from striate.data.transforms.functional import channel_mean_std, to_square
 from striate.engine.device import resolve_device
 from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
-from striate.engine.steps import StepOutput
+from striate.engine.steps import FrameClassificationStep, frame_counts
 from striate.errors import StriateError
 from striate.models.video import VideoClassifier
 
@@ -119,66 +116,6 @@ class VideoTrainResult:
     run: Path | None
     fit: FitResult
     classes: list[str]
-
-
-# ---------------------------------------------------------------------------------------------
-# the step
-
-
-def frame_counts(
-    logits: torch.Tensor, labels: torch.Tensor, memory: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Sums over the valid frames: loss, correct, count, and the same on memory frames."""
-    valid = labels != PAD_LABEL
-    flat = logits.float().reshape(-1, logits.shape[-1])
-    loss = F.cross_entropy(flat, labels.reshape(-1), ignore_index=PAD_LABEL, reduction="sum")
-    hit = (logits.argmax(-1) == labels) & valid
-    remembered = memory.bool() & valid
-    return {
-        "loss": loss,
-        "correct": hit.sum(),
-        "count": valid.sum(),
-        "memory_correct": (hit & remembered).sum(),
-        "memory_count": remembered.sum(),
-    }
-
-
-class FrameStep:
-    """Frame-level cross-entropy over the valid frames of a batch of clips.
-
-    A batch is ``(frames uint8 (B, T, C, S, S), targets int64 (B, T, 2))`` where
-    ``targets[..., 0]`` is each frame's label (:data:`PAD_LABEL` past the clip's length)
-    and ``targets[..., 1]`` flags memory frames. The loss is the mean over valid frames of
-    -log softmax(y_t)[label_t].
-    """
-
-    @staticmethod
-    def unpack(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        frames, targets = batch
-        labels, memory = targets[..., 0], targets[..., 1]
-        lengths = (labels != PAD_LABEL).sum(1)
-        return frames.float().div_(255), labels, memory, lengths
-
-    def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
-        frames, labels, memory, lengths = self.unpack(batch)
-        logits = model(frames, lengths)
-        sums = frame_counts(logits, labels, memory)
-        loss = sums["loss"] / sums["count"].clamp_min(1)
-        sums = {k: v.detach() for k, v in sums.items()}
-        return StepOutput(loss, sums)
-
-    def evaluate(
-        self, model: nn.Module, batch: tuple[torch.Tensor, ...]
-    ) -> dict[str, torch.Tensor]:
-        frames, labels, memory, lengths = self.unpack(batch)
-        return frame_counts(model(frames, lengths), labels, memory)
-
-    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-        count = max(sums["count"], 1)
-        out = {"loss": sums["loss"] / count, "accuracy": sums["correct"] / count}
-        if sums.get("memory_count", 0) > 0:
-            out["memory_accuracy"] = sums["memory_correct"] / sums["memory_count"]
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +204,7 @@ def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTr
         "data": {**facts, **fixed},
     }
     result = fit(
-        model, FrameStep(), train_b, val_b, config.engine, run=run, meta=meta,
+        model, FrameClassificationStep(), train_b, val_b, config.engine, run=run, meta=meta,
         resume_from=resume_from, dist=dist,
     )  # fmt: skip
     return VideoTrainResult(run.path if run else None, result, classes)
@@ -326,7 +263,7 @@ def evaluate(
         raise StriateError(f"those clips use other labels than the model ({classes[:4]}...)")
     dev = resolve_device(device)
     model.to(dev)
-    step, total = FrameStep(), {}
+    step, total = FrameClassificationStep(), {}
     predictions = []
     with torch.inference_mode():
         for batch in _batches(dataset, 64, False, device=dev).epoch(0):

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from striate.data.sources.video import PAD_LABEL
+
 
 @dataclass
 class StepOutput:
@@ -54,16 +56,26 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.T
 
 
 class ClassificationStep:
-    """Image classification: uint8 images → [0, 1] floats → (augment) → model → cross-entropy.
+    """Classification: uint8 images → [0, 1] floats → (augment) → model → cross-entropy.
+
+    Inputs that are not uint8 (word ids, float features) go to the model unchanged.
 
     Args:
         augment: a module applied to the float batch during training only, or None.
         label_smoothing: the cross-entropy's label smoothing (Szegedy et al. 2016).
+        top_k: evaluation also counts the targets among the k best guesses (``top5``);
+            None: not counted (it means nothing for two classes).
     """
 
-    def __init__(self, augment: nn.Module | None = None, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        augment: nn.Module | None = None,
+        label_smoothing: float = 0.0,
+        top_k: int | None = 5,
+    ) -> None:
         self.augment = augment
         self.label_smoothing = label_smoothing
+        self.top_k = top_k
 
     @staticmethod
     def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -90,16 +102,74 @@ class ClassificationStep:
     ) -> dict[str, torch.Tensor]:
         images, targets = batch
         logits = model(self.to_float(images)).float()
-        return {
+        sums = {
             "loss": F.cross_entropy(logits, targets, reduction="sum"),
             "correct": (logits.argmax(-1) == targets).sum(),
-            "top5": topk_correct(logits, targets, 5),
             "count": torch.tensor(targets.numel(), device=targets.device),
         }
+        if self.top_k:
+            sums[f"top{self.top_k}"] = topk_correct(logits, targets, self.top_k)
+        return sums
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         count = max(sums["count"], 1)
         out = {"loss": sums["loss"] / count, "accuracy": sums["correct"] / count}
-        if "top5" in sums:
-            out["top5"] = sums["top5"] / count
+        if self.top_k and f"top{self.top_k}" in sums:
+            out[f"top{self.top_k}"] = sums[f"top{self.top_k}"] / count
+        return out
+
+
+def frame_counts(
+    logits: torch.Tensor, labels: torch.Tensor, memory: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Sums over the valid frames: loss, correct, count, and the same on memory frames."""
+    valid = labels != PAD_LABEL
+    flat = logits.float().reshape(-1, logits.shape[-1])
+    loss = F.cross_entropy(flat, labels.reshape(-1), ignore_index=PAD_LABEL, reduction="sum")
+    hit = (logits.argmax(-1) == labels) & valid
+    remembered = memory.bool() & valid
+    return {
+        "loss": loss,
+        "correct": hit.sum(),
+        "count": valid.sum(),
+        "memory_correct": (hit & remembered).sum(),
+        "memory_count": remembered.sum(),
+    }
+
+
+class FrameClassificationStep:
+    """Video, a label per frame: cross-entropy over the valid frames of a batch of clips.
+
+    A batch is ``(frames uint8 (B, T, C, S, S), targets int64 (B, T, 2))`` where
+    ``targets[..., 0]`` is each frame's label (:data:`PAD_LABEL` past the clip's length)
+    and ``targets[..., 1]`` flags memory frames. The loss is the mean over valid frames of
+    -log softmax(y_t)[label_t].
+    """
+
+    @staticmethod
+    def unpack(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        frames, targets = batch
+        labels, memory = targets[..., 0], targets[..., 1]
+        lengths = (labels != PAD_LABEL).sum(1)
+        return frames.float().div_(255), labels, memory, lengths
+
+    def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
+        frames, labels, memory, lengths = self.unpack(batch)
+        logits = model(frames, lengths)
+        sums = frame_counts(logits, labels, memory)
+        loss = sums["loss"] / sums["count"].clamp_min(1)
+        sums = {k: v.detach() for k, v in sums.items()}
+        return StepOutput(loss, sums)
+
+    def evaluate(
+        self, model: nn.Module, batch: tuple[torch.Tensor, ...]
+    ) -> dict[str, torch.Tensor]:
+        frames, labels, memory, lengths = self.unpack(batch)
+        return frame_counts(model(frames, lengths), labels, memory)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        count = max(sums["count"], 1)
+        out = {"loss": sums["loss"] / count, "accuracy": sums["correct"] / count}
+        if sums.get("memory_count", 0) > 0:
+            out["memory_accuracy"] = sums["memory_correct"] / sums["memory_count"]
         return out
