@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Any, NoReturn
 
 from striate.errors import StriateError
@@ -64,29 +63,18 @@ def train_or_resume(
 
 
 def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[str]:
-    """The lines of the UTF-8 file ``file`` (a byte-order mark is allowed; ``-``: standard input).
+    """The lines of the UTF-8 file ``file`` (read by :func:`striate.data.sources.text.
+    read_text_file`, with its one-line errors; ``-``: standard input).
 
     ``keep_blank=False``: the stripped non-blank lines, one text each. ``keep_blank=True``:
     every line, blank ones included, unstripped (a final newline adds no empty line), so an
-    output can line up with the input line by line. ``what`` names one line in the errors
-    ("text file X not found", "X holds no texts"); a file that is missing or unreadable, not
-    UTF-8, or without a non-blank line is a one-line :class:`StriateError`.
+    output can line up with the input line by line. ``what`` names one line in the error for
+    input without a non-blank line ("standard input holds no sentences").
     """
-    if file == "-":
-        content = sys.stdin.read()
-    else:
-        path = Path(file).expanduser()
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise StriateError(f"{what} file {path} not found") from None
-        except IsADirectoryError:
-            raise StriateError(f"{path} is a directory, not a text file") from None
-        except UnicodeDecodeError:
-            raise StriateError(f"{path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = content.replace("\r\n", "\n").split("\n")
+    from striate.data.sources.text import read_text_file
+
+    content = sys.stdin.read().replace("\r\n", "\n") if file == "-" else read_text_file(file)
+    lines = content.split("\n")
     if lines[-1] == "":
         lines.pop()
     texts = [line.strip() for line in lines if line.strip()]

@@ -32,6 +32,7 @@ import torch
 
 from striate.data.download import RemoteFile, ensure_files
 from striate.data.paths import resolve_data_dir
+from striate.data.sources.text import read_text_file
 from striate.errors import StriateError
 
 TSV_PREFIX = "tsv:"
@@ -145,18 +146,7 @@ def load_multi30k(
 
 
 def _read_tsv(path: Path) -> tuple[list[str], list[str]]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise StriateError(f"sentence-pair file {path} not found") from None
-    except IsADirectoryError:
-        raise StriateError(f"{path} is a directory, not a sentence-pair file") from None
-    except OSError as exc:
-        raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise StriateError(f"{path} is not UTF-8 text (offset {exc.start})") from None
+    text = read_text_file(path)  # one-line errors: missing, binary, not UTF-8, empty
     first, second = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
