@@ -1,6 +1,8 @@
 # Two commands for a fresh machine:
 #   make demo   set up, then train LeNet-5 on the embedded digits (no download), evaluate, classify
 #   make test   set up, then lint and run the whole test suite
+#   make gpu-check  on a CUDA machine (with a CUDA build of torch, e.g. make gpu-check
+#                   TORCH="torch"): GPU tests, every task on cuda, GPU benchmarks; < 5 min
 VENV   ?= .venv
 PYTHON ?= python3
 # This machine's PyTorch (CPU build). With a GPU, or on another platform, install the
@@ -9,7 +11,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.striate-installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -32,8 +34,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 
 format: setup
-	$(VENV)/bin/ruff format src tests benchmarks examples
-	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+	$(VENV)/bin/ruff format src tests benchmarks examples scripts
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples scripts
 
 test: lint
 	$(PY) -m pytest -q
@@ -41,6 +43,9 @@ test: lint
 bench: setup
 	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_engine.py
 	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_mnist_time_to_99.py
+
+gpu-check: setup
+	$(PY) scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

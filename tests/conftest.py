@@ -1,4 +1,10 @@
-"""Fixtures shared by every test: where the real data lies, and a quiet, small torch."""
+"""Fixtures shared by every test: where the real data lies, a quiet, small torch, and devices.
+
+Devices: a test marked ``gpu`` needs CUDA and is skipped, with the reason, where torch sees
+no CUDA GPU; a test marked ``cpu`` is about CPU behaviour and runs as on a CPU-only machine
+(``device="auto"`` resolves to the CPU even where a GPU is present). Every other test runs
+on whatever device ``auto`` finds.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +40,27 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     cache = tmp_path_factory.getbasetemp() / "striate-cache"
     monkeypatch.setenv("STRIATE_CACHE", str(cache))
     monkeypatch.delenv("STRIATE_DATA", raising=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests where CUDA is absent, saying why."""
+    if torch.cuda.is_available():
+        return
+    why = (
+        f"needs a CUDA GPU: this PyTorch ({torch.__version__}) sees none "
+        "(torch.cuda.is_available() is False); run `make gpu-check` on a GPU machine"
+    )
+    skip = pytest.mark.skip(reason=why)
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests marked ``cpu`` see no accelerator, as on a laptop without a GPU."""
+    if request.node.get_closest_marker("cpu") is None:
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

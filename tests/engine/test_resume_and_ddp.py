@@ -12,7 +12,10 @@ from safetensors.torch import load_file
 
 from striate.apps import image_classification as ic
 from striate.artifacts.run_dir import open_run
+from striate.cli.main import main
+from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig
+from striate.errors import StriateError
 
 
 def _config(runs, name, **engine):
@@ -46,7 +49,9 @@ def test_stop_and_resume_gives_identical_weights(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cpu
 def test_torchrun_two_processes_equals_one_process(tmp_path):
+    # DDP on the CPU (gloo), also where GPUs are present: two processes need no two GPUs
     common = [
         "train",
         "image",
@@ -67,6 +72,8 @@ def test_torchrun_two_processes_equals_one_process(tmp_path):
         str(tmp_path),
         "--precision",
         "fp32",
+        "--device",
+        "cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = [sys.executable, "-m", "striate", *common, "--name", "single"]
@@ -90,3 +97,62 @@ def test_torchrun_two_processes_equals_one_process(tmp_path):
         torch.testing.assert_close(parallel[key], single[key], rtol=1e-4, atol=1e-5)
     # only rank 0 wrote: one run directory each, one set of checkpoints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]
+
+
+def _torchrun_env(monkeypatch, gpus: int, processes: int = 2, rank: int = 1) -> None:
+    """This process as rank ``rank`` of ``processes`` under torchrun, on a node with ``gpus``."""
+    for name, value in {
+        "WORLD_SIZE": processes,
+        "RANK": rank,
+        "LOCAL_RANK": rank,
+        "LOCAL_WORLD_SIZE": processes,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_more_processes_than_gpus_is_one_line_and_exit_2_on_every_rank(
+    tmp_path, monkeypatch, capsys, rank
+):
+    _torchrun_env(monkeypatch, gpus=1, rank=rank)
+    started = []
+    monkeypatch.setattr(torch.cuda, "set_device", started.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group", started.append)
+    args = ["train", "image", "--model", "lenet5", "--data", "digits", "--runs-dir", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "2 processes" in err and "1 CUDA GPU" in err, err
+    assert "--device cpu" in err and "--nproc_per_node=1" in err, err
+    assert started == []  # refused before touching a GPU or joining the group
+    assert not any(tmp_path.iterdir())
+
+
+def test_device_cpu_under_torchrun_uses_gloo_whatever_gpus_are_present(monkeypatch):
+    _torchrun_env(monkeypatch, gpus=1)
+    joined, devices = [], []
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(
+        torch.distributed, "init_process_group", lambda backend: joined.append(backend)
+    )
+    context = init_distributed("cpu")
+    assert (context.rank, context.world_size, context.local_rank) == (1, 2, 1)
+    assert joined == ["gloo"] and devices == []
+
+
+def test_as_many_gpus_as_processes_uses_nccl_on_the_local_gpu(monkeypatch):
+    _torchrun_env(monkeypatch, gpus=2)
+    joined, devices = [], []
+    monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(
+        torch.distributed, "init_process_group", lambda backend: joined.append(backend)
+    )
+    init_distributed("auto")
+    assert joined == ["nccl"] and devices == [1]
+    with pytest.raises(StriateError, match=r"2 processes .* 1 CUDA GPU"):
+        _torchrun_env(monkeypatch, gpus=1)
+        init_distributed("cuda")

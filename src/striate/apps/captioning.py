@@ -222,7 +222,7 @@ def _build_encoder(
 
 def train(config: CaptionTrainConfig, resume: str | Path | None = None) -> CaptionTrainResult:
     """Train a captioner; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     seed, bs = config.engine.seed, config.engine.batch_size
     split = {"val_fraction": config.val_fraction, "seed": seed, "data_dir": config.data_dir}

@@ -145,7 +145,7 @@ def train(
     ``on_epoch_end(epoch, metrics)`` sees each epoch's validation metrics; returning True
     stops training there.
     """
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     bs, seed = config.engine.batch_size, config.engine.seed
     shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}

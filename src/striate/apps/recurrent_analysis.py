@@ -36,6 +36,7 @@ from striate.artifacts.recurrent_plots import cell_label, plot_gradient_norms, p
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sources.memory_tasks import AddingProblem
 from striate.data.sources.text import load_text, split_text
+from striate.engine.device import resolve_device
 from striate.engine.loop import EngineConfig, fit
 from striate.engine.steps import StepOutput
 from striate.errors import StriateError
@@ -109,13 +110,16 @@ def train_adder(
     """An :class:`Adder` trained ``steps`` Adam updates on sequences of ``length``, with the
     engine's ``fit`` (no run directory); returns it on the CPU and its validation MSE.
 
-    Always answering 1.0 scores MSE 1/6 (``AddingProblem.baseline_mse``).
+    The batches are made on the device ``fit`` trains on (``device``, resolved as the
+    engine resolves it), and the validation MSE is measured there before the model comes
+    back to the CPU. Always answering 1.0 scores MSE 1/6 (``AddingProblem.baseline_mse``).
     """
     if steps < 1:
         raise StriateError(f"training steps must be positive, got {steps}")
+    where = resolve_device(device)
     torch.manual_seed(seed)
     model = Adder(cell, hidden)
-    task = AddingProblem(length, batch_size, steps, seed=seed)
+    task = AddingProblem(length, batch_size, steps, seed=seed, device=where)
     config = EngineConfig(
         epochs=1,
         batch_size=batch_size,
@@ -125,18 +129,18 @@ def train_adder(
         schedule="constant",
         clip_grad_norm=1.0,
         precision="fp32",
-        device=device,
+        device=str(where),
         seed=seed,
         log_every=max(steps, 1),
         progress=False,
     )
     fit(model, AddingStep(), task, None, config)
-    model = model.cpu().eval()
+    model = model.to(where).eval()
     step = AddingStep()
     with torch.no_grad():
         sums = [step.evaluate(model, batch) for batch in task.validation(4).epoch(0)]
     total = {k: float(sum(s[k] for s in sums)) for k in ("loss", "count")}
-    return model, step.summarize(total)["loss"]
+    return model.cpu(), step.summarize(total)["loss"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _data_label(data: str) -> str:
 
 def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> SentimentTrainResult:
     """Train a sentence classifier; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     seed = config.engine.seed
     train_set = _load_split(config, "train")

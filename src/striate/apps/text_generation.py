@@ -111,7 +111,7 @@ class TextTrainResult:
 
 def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrainResult:
     """Train a character-level RNN language model; ``resume`` continues a run."""
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     text = load_text(config.data, config.data_dir, max_chars=config.max_chars)
     train_text, val_text = split_text(text, config.val_fraction)

@@ -217,7 +217,7 @@ def _encode_pairs(
 
 def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> TranslateTrainResult:
     """Train an encoder-decoder on ``config.data``; ``resume`` continues a run exactly."""
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     load = {
         "data_dir": config.data_dir,

@@ -169,7 +169,7 @@ def _batches(data: VideoData, batch_size: int, shuffle: bool, **shard: Any) -> T
 
 def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTrainResult:
     """Train a CNN + RNN frame classifier; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed()
+    dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     facts = _data_facts(config)
     train_set = _load(facts, "train")

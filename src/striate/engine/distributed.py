@@ -4,6 +4,11 @@
 :func:`init_distributed` reads them, starts a process group (NCCL on CUDA, gloo on CPU), and
 the engine wraps the model in ``DistributedDataParallel``. Each rank takes its share of every
 global batch, gradients are averaged across ranks, and only rank 0 writes files.
+
+On CUDA each process drives the GPU of its LOCAL_RANK, so a node needs at least as many
+GPUs as processes; with fewer, every rank refuses in one line before joining the group
+(rather than one rank dying on an invalid device ordinal while the others wait).
+``--device cpu`` trains data-parallel on the CPU (gloo) whatever GPUs are present.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from striate.errors import StriateError
 
 
 @dataclass(frozen=True)
@@ -53,18 +60,42 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def init_distributed() -> DistContext:
-    """Join the process group that torchrun describes in the environment (if any)."""
+def _uses_cuda(device: str | None) -> bool:
+    """Whether a process asked for ``device`` ("auto", "cpu", "cuda:1", ...) trains on CUDA."""
+    if device in (None, "auto"):
+        return torch.cuda.is_available()
+    try:
+        return torch.device(device).type == "cuda"
+    except RuntimeError:
+        return False  # resolve_device reports the unknown name
+
+
+def init_distributed(device: str | None = "auto") -> DistContext:
+    """Join the process group that torchrun describes in the environment (if any).
+
+    ``device`` is the run's ``--device``: on CUDA the process takes GPU ``LOCAL_RANK`` and
+    the group uses NCCL; otherwise (``cpu``, or no GPU) gloo. More processes on this node
+    (``LOCAL_WORLD_SIZE``) than CUDA GPUs raise :class:`StriateError` on every rank.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = _uses_cuda(device)
+    if cuda:
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1)))
+        gpus = torch.cuda.device_count()
+        if max(processes, local_rank + 1) > gpus:
+            raise StriateError(
+                f"torchrun started {processes} processes on this machine but it has {gpus} "
+                f"CUDA GPU{'s' if gpus != 1 else ''}: start at most {gpus} "
+                f"(--nproc_per_node={gpus}), or train on the CPU with --device cpu"
+            )
     if not dist.is_initialized():
-        if torch.cuda.is_available():
+        if cuda:
             torch.cuda.set_device(local_rank)
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
