@@ -260,7 +260,7 @@ def lstm_side(side: str, device: str, precision: str, steps: int) -> dict[str, A
     from striate.models.char_rnn import CharRNN
 
     vocab, ids = _corpus()
-    c = LSTM
+    c = LSTM if device.startswith("cuda") else {**LSTM, "hidden": 32, "seq": 20}  # dry run
     stream = TokenStream(ids, c["batch"], c["seq"], device=device, seed=0)
     torch.manual_seed(0)
     amp = Precision(precision, torch.device(device))
