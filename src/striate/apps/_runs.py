@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.checkpoint import Checkpoint, list_checkpoints, load_checkpoint
+from striate.artifacts.checkpoint import META_FILE, Checkpoint, list_checkpoints, load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
 from striate.engine.distributed import DistContext
 from striate.engine.loop import EngineConfig
@@ -114,6 +115,20 @@ def resolve_checkpoint(ref: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> 
       one saved at step N.
     """
     return locate_checkpoint(ref, runs_dir)[1]
+
+
+def run_kind(ref: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> str:
+    """The task a run reference's checkpoint was trained for ("text-generation", ...),
+    read from its ``meta.json`` alone (no weights are loaded)."""
+    path = resolve_checkpoint(ref, runs_dir) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StriateError(f"cannot read checkpoint metadata {path}: {exc}") from None
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if not isinstance(kind, str):
+        raise StriateError(f"checkpoint metadata {path} does not say which task it is")
+    return kind
 
 
 def load_task_checkpoint(

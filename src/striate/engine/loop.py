@@ -404,7 +404,7 @@ class _Training:
             if self.plan.total_steps is not None and self.plan.total_steps <= step:
                 epochs = self.plan.total_steps // self.steps_per_epoch
                 raise StriateError(
-                    f"run is at step {step}, past the end of {epochs} epochs; "
+                    f"run is at step {step}, past the end of epoch {epochs}; "
                     "give more --epochs to train further"
                 )
             if self.plan.budget_s is not None and self.plan.budget_s <= elapsed:
