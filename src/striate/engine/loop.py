@@ -18,12 +18,13 @@ Ctrl-C is taken at the next step boundary, so an update and its step counter are
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -342,6 +343,8 @@ class _Training:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.steps_per_epoch = len(train)
+        if self.steps_per_epoch < 1:
+            raise StriateError("the training data gives no batch: nothing to train on")
         self.optimizer = build_optimizer(
             model,
             config.optimizer,
@@ -362,6 +365,8 @@ class _Training:
         self.val_step = -1  # the step of the last validation pass
         self.checkpoint: Path | None = None
         self.stop_reason: str | None = None
+        self.window: dict[str, torch.Tensor] = {}  # summed metrics since the last record
+        self.started = self.saved_at = self.window_start = time.perf_counter()
 
     # -- restore ------------------------------------------------------------------------------
     def restore(self, resume_from: Path | None) -> None:
@@ -423,9 +428,9 @@ class _Training:
         self.factor = _factor_fn(self.config, self.steps_per_epoch, self.plan)
 
     # -- one update ---------------------------------------------------------------------------
-    def update(self, trainable: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+    def update(self, trainable: nn.Module, batch: Any) -> None:
         """Forward, backward, clip, optimizer step and step counter: one unit (Ctrl-C waits
-        for its end). Returns the batch's sums for the log."""
+        for its end). The batch's sums go into the log window."""
         config, precision = self.config, self.precision
         seed_step(config.seed, self.global_step, self.dist.rank, self.device)
         set_lr(self.optimizer, config.lr, self.factor(self.global_step, self.elapsed()))
@@ -443,11 +448,50 @@ class _Training:
         precision.scaler.step(self.optimizer)
         precision.scaler.update()
         self.global_step += 1
-        return out.sums
+        _add(self.window, out.sums)
 
     def elapsed(self) -> float:
         """Seconds of training so far, over every resume (what a time budget counts)."""
         return self.elapsed_before + time.perf_counter() - self.started
+
+    def after_update(
+        self, trainable: nn.Module, epoch: int, interrupt: _StopRequest, bar: tqdm
+    ) -> None:
+        """After each update: decide whether to stop, log the window, validate at the end of
+        an epoch or of the run, and checkpoint when due."""
+        bar.update(1)
+        self.check_stop(interrupt)
+        if self.global_step % self.config.log_every == 0 or self.stop_reason:
+            shown = self.log_window(epoch)
+            bar.set_postfix(
+                {k: f"{shown[k]:.4f}" for k in ("loss", "accuracy", "bpc") if k in shown}
+            )
+        epoch_done = self.global_step % self.steps_per_epoch == 0
+        if epoch_done or self.stop_reason:
+            self.validate(trainable, epoch, lambda line: bar.write(line, file=sys.stderr))
+        if epoch_done or self.stop_reason or self.checkpoint_due():
+            self.save()
+
+    @contextlib.contextmanager
+    def progress_bar(self) -> Iterator[tqdm]:
+        """The progress bar; the clocks (budget, log window, checkpoint timer) start here."""
+        bar = tqdm(
+            total=self.last_step(),
+            initial=self.global_step,
+            disable=not (self.config.progress and self.dist.is_main),
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+        self.started = self.saved_at = self.window_start = time.perf_counter()
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+    @property
+    def of_epochs(self) -> str:
+        return f"/{self.config.epochs}" if self.plan.total_steps else ""
 
     # -- logging ------------------------------------------------------------------------------
     def record(self, record: dict[str, Any]) -> None:
@@ -455,8 +499,10 @@ class _Training:
         if self.log:
             self.log.write(record)
 
-    def log_window(self, epoch: int, window: dict[str, torch.Tensor], seconds: float) -> dict:
-        sums = _reduce(window, self.dist)
+    def log_window(self, epoch: int) -> dict[str, Any]:
+        """Log the steps since the last record (their summed metrics, samples per second)."""
+        sums = _reduce(self.window, self.dist)
+        seconds = time.perf_counter() - self.window_start
         record = {
             "phase": "train",
             "epoch": epoch + 1,
@@ -473,6 +519,7 @@ class _Training:
         self.record(record)
         if self.on_log and self.dist.is_main:
             self.on_log(record)
+        self.window, self.window_start = {}, time.perf_counter()
         return record
 
     # -- validation, best checkpoint, early stopping ------------------------------------------
@@ -626,52 +673,22 @@ def fit(
     if config.compile:
         trainable = torch.compile(trainable)
     trainable.train()
-    last = t.last_step()
-    bar = tqdm(
-        total=last,
-        initial=t.global_step,
-        disable=not (config.progress and t.dist.is_main),
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=0.5,
-    )
-    t.started = t.saved_at = window_start = time.perf_counter()
-    window: dict[str, torch.Tensor] = {}
-    with _StopRequest() as interrupt:
+    with _StopRequest() as interrupt, t.progress_bar() as bar:
         try:
             t.check_stop(interrupt)
-            while t.stop_reason is None:  # the loop: one epoch (or its rest) per turn
+            while t.stop_reason is None:  # one epoch (or the rest of one) per turn
                 epoch, start = divmod(t.global_step, t.steps_per_epoch)
-                planned = f"/{config.epochs}" if t.plan.total_steps else ""
-                bar.set_description(f"epoch {epoch + 1}{planned}")
+                bar.set_description(f"epoch {epoch + 1}{t.of_epochs}")
                 if start == 0:
                     _reset(step)  # a new pass over the data: no carried state
                 for batch in train.epoch(epoch, start):
-                    _add(window, t.update(trainable, batch))
-                    bar.update(1)
-                    t.check_stop(interrupt)
-                    if t.global_step % config.log_every == 0 or t.stop_reason:
-                        shown = t.log_window(epoch, window, time.perf_counter() - window_start)
-                        bar.set_postfix(
-                            {
-                                k: f"{shown[k]:.4f}"
-                                for k in ("loss", "accuracy", "bpc")
-                                if k in shown
-                            }
-                        )
-                        window, window_start = {}, time.perf_counter()
-                    epoch_done = t.global_step % t.steps_per_epoch == 0
-                    if epoch_done or t.stop_reason:
-                        t.validate(trainable, epoch, lambda line: bar.write(line, file=sys.stderr))
-                    if epoch_done or t.stop_reason or t.checkpoint_due():
-                        t.save()
+                    t.update(trainable, batch)
+                    t.after_update(trainable, epoch, interrupt, bar)
                     if t.stop_reason:
                         break
         except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last checkpoint
-            bar.close()
             where = f"; the last checkpoint is {t.checkpoint}" if t.checkpoint else ""
             raise Interrupted(f"interrupted at step {t.global_step}{where}") from None
-    bar.close()
     if t.log:
         t.log.close()
         plot_curves(t.history, run.path / "curves.png")
