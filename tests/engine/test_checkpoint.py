@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from striate.artifacts import checkpoint
 from striate.artifacts.checkpoint import (
+    best_checkpoint,
     list_checkpoints,
     load_checkpoint,
     load_state_strict,
@@ -68,12 +70,41 @@ def test_keeps_only_the_newest_and_ignores_partial_writes(tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000003"]
 
 
-def test_saving_the_same_step_again_replaces_it(tmp_path):
+def test_saving_the_same_step_again_replaces_it_with_no_gap(tmp_path, monkeypatch):
     model, _ = _trained_pair()
-    save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 1})
-    save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 2})
-    assert load_checkpoint(tmp_path / "step-00000005").meta["v"] == 2
-    assert len(list(tmp_path.iterdir())) == 1
+    first = save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 1})
+    seen = []  # the complete checkpoints after every rename and removal of the second save
+    for name in ("replace", "rename"):
+        real = getattr(checkpoint.os, name)
+
+        def spy(*args, real=real):
+            real(*args)
+            seen.append([p.name for p in list_checkpoints(tmp_path)])
+
+        monkeypatch.setattr(checkpoint.os, name, spy)
+    real_rmtree = checkpoint.shutil.rmtree
+
+    def rmtree_spy(*args, **kwargs):
+        real_rmtree(*args, **kwargs)
+        seen.append([p.name for p in list_checkpoints(tmp_path)])
+
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", rmtree_spy)
+    second = save_checkpoint(tmp_path, 5, model.state_dict(), {"v": 2})
+    assert seen and all(seen), seen  # never a moment without a complete checkpoint
+    assert list_checkpoints(tmp_path) == [second] and not first.exists()
+    assert load_checkpoint(second).meta["v"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == [second.name]
+
+
+def test_best_checkpoint_is_kept_apart_from_the_latest_ones(tmp_path):
+    model, _ = _trained_pair()
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, model.state_dict(), {}, keep=1)
+        if step < 3:
+            save_checkpoint(tmp_path, step, model.state_dict(), {}, best=True)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000003"]
+    assert best_checkpoint(tmp_path).name == "best-step-00000002"
+    assert len(list(tmp_path.glob("best-*"))) == 1
 
 
 def test_corrupt_or_mismatched_checkpoints_raise_one_line_errors(tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
-from striate.artifacts.run_dir import RunDir, locate_checkpoint, new_run, open_run
+from striate.artifacts.checkpoint import META_FILE, Checkpoint, list_checkpoints, load_checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
 from striate.engine.distributed import DistContext
 from striate.engine.loop import EngineConfig
 from striate.errors import StriateError
@@ -46,7 +47,16 @@ def recurrent_engine_defaults(**changes: Any) -> EngineConfig:
 
 
 # engine settings a resumed run may change: how long it goes on and how it reports
-RESUMABLE = {"epochs", "max_steps", "progress", "log_every", "device", "checkpoint_every"}
+RESUMABLE = {
+    "epochs",
+    "max_steps",
+    "time_budget",
+    "progress",
+    "log_every",
+    "device",
+    "checkpoint_every",
+    "checkpoint_minutes",
+}
 
 
 def prepare_run(
@@ -54,13 +64,15 @@ def prepare_run(
 ) -> tuple[RunDir | None, Path | None]:
     """(run directory or None off rank 0, checkpoint to resume from or None).
 
-    A new run gets a fresh directory; a resumed one continues in its own. Rank 0 writes the
-    resolved configuration as ``config.json``.
+    A new run gets a fresh directory; a resumed one continues in its own, from its latest
+    checkpoint, or from step 0 if it was stopped before its first checkpoint. Rank 0 writes
+    the resolved configuration as ``config.json``.
     """
     run, resume_from = None, None
     if resume is not None:
         run = open_run(resume, config.runs_dir)
-        resume_from = run.latest_checkpoint()
+        found = list_checkpoints(run.checkpoints)
+        resume_from = found[-1] if found else None
     elif dist.is_main:
         run = new_run(config.name, prefix, config.runs_dir)
     if run is not None and dist.is_main:
@@ -73,7 +85,10 @@ def saved_config(
 ) -> tuple[RunDir, dict[str, Any]]:
     """A run's saved configuration, with the allowed engine settings changed for a resume.
 
-    Without ``max_steps`` a resumed run goes on to its planned end.
+    Without ``max_steps`` a resumed run goes on to its planned end. ``epochs`` or
+    ``time_budget`` other than the saved ones set a new total length (see the engine's
+    resume rule in the README: the added part follows a cosine tail from the learning
+    rate at the resume point).
     """
     unknown = set(engine_overrides) - RESUMABLE
     if unknown:
@@ -90,12 +105,38 @@ def saved_config(
     return found, saved
 
 
+def resolve_checkpoint(ref: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> Path:
+    """The checkpoint directory a run reference names; every load path resolves through it.
+
+    - a checkpoint directory (holding ``meta.json``): itself;
+    - ``RUN`` (a path, or a name under ``runs_dir``): its best checkpoint (kept by
+      ``--keep-best``) when it has one, else its latest;
+    - ``RUN@latest``: its latest checkpoint; ``RUN@best``: its best; ``RUN@step-N``: the
+      one saved at step N.
+    """
+    return locate_checkpoint(ref, runs_dir)[1]
+
+
+def run_kind(ref: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> str:
+    """The task a run reference's checkpoint was trained for ("text-generation", ...),
+    read from its ``meta.json`` alone (no weights are loaded)."""
+    path = resolve_checkpoint(ref, runs_dir) / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StriateError(f"cannot read checkpoint metadata {path}: {exc}") from None
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if not isinstance(kind, str):
+        raise StriateError(f"checkpoint metadata {path} does not say which task it is")
+    return kind
+
+
 def load_task_checkpoint(
     run_or_checkpoint: str | Path, kind: str, what: str, runs_dir: str | Path
 ) -> Checkpoint:
-    """The latest checkpoint of a run (or a checkpoint directory), refusing other tasks' ones
-    with one line: "RUN holds a text-generation model, not an image classifier"."""
-    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
+    """The checkpoint a run reference names (:func:`resolve_checkpoint`), refusing other
+    tasks' ones with one line: "RUN holds a text-generation model, not an image classifier"."""
+    ckpt_dir = resolve_checkpoint(run_or_checkpoint, runs_dir)
     ckpt = load_checkpoint(ckpt_dir)
     if ckpt.meta.get("kind") != kind:
         found = ckpt.meta.get("kind", "unknown")

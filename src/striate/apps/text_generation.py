@@ -13,6 +13,7 @@ loss / ln 2), on the held-out end of the corpus.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,9 +154,69 @@ def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrai
 def resume(
     run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
 ) -> TextTrainResult:
-    """Continue a text run from its latest checkpoint (the carried hidden state restarts)."""
+    """Continue a text run from its latest checkpoint exactly (with its carried state)."""
     found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
     return train(TextTrainConfig.from_dict(saved), resume=found.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate(
+    run: str | Path,
+    split: str = "val",
+    data: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    runs_dir: str | Path = DEFAULT_ROOT,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Loss (nats per character), bits per character, perplexity and next-character accuracy
+    of a text run, with the hidden state carried across windows as in training.
+
+    ``split`` "val" (the held-out end of the run's corpus) or "train"; ``data`` a UTF-8
+    file to measure instead (its characters must be in the run's vocabulary). Writes
+    ``eval-SPLIT.json`` (``eval-file.json`` for ``data``) into the run.
+    """
+    from striate.artifacts.atomic import write_json
+    from striate.artifacts.run_dir import RunDir, locate_checkpoint
+    from striate.data.sources.text import read_text_file
+    from striate.engine.loop import evaluate as evaluate_batches
+
+    if split not in ("train", "val"):
+        raise StriateError(f"a text run has train and val splits, not {split!r}")
+    run_path, _ = locate_checkpoint(run, runs_dir)
+    model, vocab, meta = load_text_model(run, runs_dir)
+    if data is not None:
+        text, name, label = read_text_file(data), str(data), "file"
+    else:
+        config = RunDir(run_path).read_config()
+        text = load_text(meta["data"], data_dir or config.get("data_dir"),
+                         max_chars=config.get("max_chars"))  # fmt: skip
+        train_text, val_text = split_text(text, config.get("val_fraction", 0.05))
+        text, name, label = (val_text if split == "val" else train_text), meta["data"], split
+    k1, _ = meta.get("tbptt", (100, 100))
+    ids = vocab.encode(text, what=f"the {label} text")
+    if len(ids) < 2:
+        raise StriateError(f"the {label} text is too short to measure (needs 2 characters)")
+    dev = resolve_device(device)
+    rows = max(1, min(64, (len(ids) - 1) // (k1 + 1)))
+    seq_len = min(k1, (len(ids) - 1) // rows)
+    batches = TokenStream(ids, rows, seq_len, dev, random_offset=False)
+    metrics = evaluate_batches(model.to(dev), TBPTTStep(seq_len), batches)
+    report = {
+        "split": label,
+        "data": name,
+        "characters": rows * seq_len * len(batches),
+        "loss": metrics["loss"],
+        "bpc": metrics["bpc"],
+        "perplexity": math.exp(metrics["loss"]),
+        "accuracy": metrics["accuracy"],
+    }
+    if write:
+        write_json(run_path / f"eval-{label}.json", report)
+    return report
 
 
 # ---------------------------------------------------------------------------------------------

@@ -289,6 +289,7 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
         refs = [[r] for r in val_pairs.target[:sample]]
         bleu = corpus_bleu(hyps, refs, lowercase=config.lowercase)
         val_bleu.append({"epoch": epoch, "greedy_bleu": bleu})
+        metrics["bleu"] = bleu  # logged with the validation pass; --keep-best val.bleu
         tqdm.write(f"epoch {epoch}: greedy BLEU {bleu:.2f} on {sample} validation sentences")
 
     result = fit(

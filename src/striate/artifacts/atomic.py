@@ -1,7 +1,10 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
-Each write goes to a temporary file in the same directory, is flushed to disk, and then
-replaces the target with ``os.replace`` (atomic on POSIX and Windows).
+Every file striate writes (JSON, pictures, HTML, videos, checkpoints, ``--out`` targets)
+goes through here. Each write goes to a temporary file in the same directory, is flushed
+and fsynced, replaces the target with ``os.replace`` (atomic on POSIX and Windows), and the
+directory is fsynced after the rename, so after a crash or a power cut the target is the
+old file or the new one, complete.
 """
 
 from __future__ import annotations
@@ -15,29 +18,48 @@ from pathlib import Path
 from typing import Any
 
 
+def fsync_file(path: str | Path) -> None:
+    """Flush a written file's data to disk (the rename that publishes it comes after)."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it replaces ``target``."""
+    """Yield a temporary path beside ``target``; on success it replaces ``target``.
+
+    The temporary name keeps the target's extension (``.clip.x1y2.mp4``), so a writer that
+    picks its format from the extension (PIL, matplotlib, PyAV) writes the right one. On an
+    exception the temporary file is removed and ``target`` is left as it was.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp_path)
         os.replace(tmp_path, target)
+        fsync_dir(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
+def write_bytes(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_text(target: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(target: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``target`` atomically."""
     write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 

@@ -4,11 +4,13 @@ A checkpoint is a directory ``checkpoints/step-00001234/`` holding
 
 - ``model.safetensors``  the model's state dict (weights, buffers, input normalization);
 - ``optimizer.safetensors``  the optimizer's tensors (momentum buffers, Adam moments);
+- ``step_state.safetensors``  a step function's carried tensors (TBPTT's hidden state), if any;
 - ``meta.json``  model config, class names, normalization, epoch/step, RNG states, the
   optimizer's non-tensor state and the schedule's state.
 
-It is written into a hidden temporary directory and renamed into place, so a crash or a
-kill leaves either the complete checkpoint or none; nothing is ever unpickled on load.
+It is written into a hidden temporary directory (every file fsynced) and renamed into place,
+so a crash or a kill leaves either the complete checkpoint or none; nothing is ever
+unpickled on load. ``best-step-*`` is the best checkpoint kept by ``--keep-best``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +28,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from striate.artifacts.atomic import fsync_dir, write_json
+from striate.artifacts.atomic import fsync_dir, fsync_file, write_json
 from striate.errors import StriateError
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 META_FILE = "meta.json"
+STEP_STATE_FILE = "step_state.safetensors"
 PREFIX = "step-"
+BEST_PREFIX = "best-step-"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     meta: dict[str, Any]
     optimizer_state: dict[str, Any] | None = None
+    step_state: dict[str, torch.Tensor] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +102,20 @@ def _cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
+_NAME = re.compile(r"^(best-)?step-(\d+)(?:\.v(\d+))?$")
+
+
+def _key(path: Path) -> tuple[int, int]:
+    match = _NAME.match(path.name)
+    assert match is not None
+    return int(match.group(2)), int(match.group(3) or 1)
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], target: Path) -> None:
+    save_file(tensors, str(target))
+    fsync_file(target)
+
+
 def save_checkpoint(
     directory: str | Path,
     step: int,
@@ -103,44 +123,75 @@ def save_checkpoint(
     meta: dict[str, Any],
     optimizer_state: dict[str, Any] | None = None,
     keep: int | None = None,
+    step_state: dict[str, torch.Tensor] | None = None,
+    best: bool = False,
 ) -> Path:
-    """Write ``directory/step-<step>/`` atomically and keep only the newest ``keep``."""
+    """Write ``directory/step-<step>/`` atomically and keep only the newest ``keep``.
+
+    The files are written into a hidden temporary directory and each is fsynced; the
+    directory is then renamed to a name no complete checkpoint has and the parent directory
+    is fsynced. Saving a step that is already there (a resumed run saving its first step
+    again) publishes ``step-<step>.v2`` before the older copy goes, so there is never a
+    moment without a complete checkpoint. ``step_state`` holds a step function's tensors
+    (TBPTT's carried hidden state). ``best=True`` writes ``best-step-<step>`` instead and
+    keeps only the newest best checkpoint.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"{PREFIX}{step:08d}"
-    tmp = directory / f".tmp-{final.name}-{os.getpid()}"
+    prefix = BEST_PREFIX if best else PREFIX
+    tmp = directory / f".tmp-{prefix}{step:08d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     meta = dict(meta, step=step)
-    save_file(_cpu_state(model_state), str(tmp / MODEL_FILE))
+    _save_tensors(_cpu_state(model_state), tmp / MODEL_FILE)
     if optimizer_state is not None:
         tensors, info = _split_optimizer_state(optimizer_state)
-        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        _save_tensors(tensors, tmp / OPTIMIZER_FILE)
         meta["optimizer"] = info
+    if step_state:
+        _save_tensors(_cpu_state(step_state), tmp / STEP_STATE_FILE)
+        meta["step_state"] = True
     write_json(tmp / META_FILE, meta)
-    if final.exists():  # the same step saved again (e.g. after a resume): swap it out
-        old = directory / f".old-{final.name}-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    fsync_dir(tmp)
+    same_step = [p for p in _complete(directory, prefix) if _key(p)[0] == step]
+    version = max((_key(p)[1] for p in same_step), default=0) + 1
+    final = directory / (f"{prefix}{step:08d}" + ("" if version == 1 else f".v{version}"))
+    os.replace(tmp, final)
     fsync_dir(directory)
-    if keep:
-        for stale in list_checkpoints(directory)[:-keep]:
-            shutil.rmtree(stale, ignore_errors=True)
+    stale = same_step + (_complete(directory, prefix)[:-1] if best else [])
+    if keep and not best:
+        stale += _complete(directory, prefix)[:-keep]
+    for path in dict.fromkeys(stale):
+        if path != final:
+            shutil.rmtree(path, ignore_errors=True)
     return final
+
+
+def _complete(directory: Path, prefix: str) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    found = [
+        p
+        for p in directory.iterdir()
+        if p.name.startswith(prefix) and _NAME.match(p.name) and (p / META_FILE).is_file()
+    ]
+    return sorted(found, key=_key)
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:
     """Complete checkpoints in ``directory``, oldest first (temporary ones are ignored)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [
-        p for p in directory.iterdir() if p.name.startswith(PREFIX) and (p / META_FILE).is_file()
-    ]
-    return sorted(found, key=lambda p: p.name)
+    return _complete(Path(directory), PREFIX)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint directory's name says it was saved at."""
+    return _key(path)[0]
+
+
+def best_checkpoint(directory: str | Path) -> Path | None:
+    """The best checkpoint kept by ``--keep-best`` in ``directory``, or None."""
+    found = _complete(Path(directory), BEST_PREFIX)
+    return found[-1] if found else None
 
 
 def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoint:
@@ -153,6 +204,7 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoin
         if with_optimizer and "optimizer" in meta:
             tensors = load_file(str(path / OPTIMIZER_FILE))
             optimizer_state = _join_optimizer_state(tensors, meta["optimizer"])
+        step_state = load_file(str(path / STEP_STATE_FILE)) if meta.get("step_state") else None
     except FileNotFoundError as exc:
         raise StriateError(
             f"incomplete checkpoint {path}: {Path(exc.filename).name} missing"
@@ -161,7 +213,7 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoin
         raise StriateError(f"corrupt checkpoint metadata {path / META_FILE}: {exc}") from None
     except (SafetensorError, OSError) as exc:
         raise StriateError(f"corrupt checkpoint weights in {path}: {exc}") from None
-    return Checkpoint(path, model_state, meta, optimizer_state)
+    return Checkpoint(path, model_state, meta, optimizer_state, step_state)
 
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

@@ -13,13 +13,19 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import META_FILE, list_checkpoints
+from striate.artifacts.checkpoint import (
+    META_FILE,
+    best_checkpoint,
+    checkpoint_step,
+    list_checkpoints,
+)
 from striate.errors import StriateError
 
 DEFAULT_ROOT = Path("runs")
@@ -73,10 +79,33 @@ def open_run(run: str | Path, root: str | Path = DEFAULT_ROOT) -> RunDir:
 
 
 def locate_checkpoint(path: str | Path, root: str | Path = DEFAULT_ROOT) -> tuple[Path, Path]:
-    """(run directory, checkpoint directory) for a run (its latest checkpoint) or for one
-    checkpoint directory given directly."""
-    path = Path(path)
-    if (path / META_FILE).is_file():
-        return path.parent.parent, path
-    run = open_run(path, root)
-    return run.path, run.latest_checkpoint()
+    """(run directory, checkpoint directory) for a run reference.
+
+    A checkpoint directory names itself; ``RUN`` names the run's best checkpoint (kept by
+    ``--keep-best``) when it has one, else its latest; ``RUN@latest``, ``RUN@best`` and
+    ``RUN@step-N`` select others. ``apps._runs.resolve_checkpoint`` is the public name.
+    """
+    text = str(path)
+    if (Path(text) / META_FILE).is_file():
+        return Path(text).parent.parent, Path(text)
+    base, sep, which = text.rpartition("@")
+    if not sep or not base or "/" in which or Path(text).exists():
+        base, which = text, ""
+    run = open_run(base, root)
+    best = best_checkpoint(run.checkpoints)
+    if which in ("", "best") and best is not None:
+        return run.path, best
+    if which == "best":
+        raise StriateError(f"run {run.path} has no best checkpoint (train with --keep-best)")
+    if which in ("", "latest"):
+        return run.path, run.latest_checkpoint()
+    match = re.fullmatch(r"step-?(\d+)", which)
+    if match is None:
+        raise StriateError(f"{text!r}: after @ write latest, best or step-N")
+    wanted = int(match.group(1))
+    saved = list_checkpoints(run.checkpoints)
+    found = [p for p in [*saved, *([best] if best else [])] if checkpoint_step(p) == wanted]
+    if not found:
+        steps = ", ".join(str(checkpoint_step(p)) for p in saved) or "none"
+        raise StriateError(f"run {run.path} has no checkpoint at step {wanted} (saved: {steps})")
+    return run.path, found[-1]

@@ -84,7 +84,14 @@ def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[
 
 
 def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {"epochs": args.epochs, "max_steps": args.max_steps, "device": args.device}
+    overrides = {
+        "epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "device": args.device,
+        "time_budget": args.time_budget,
+        "checkpoint_every": getattr(args, "checkpoint_every", None),
+        "checkpoint_minutes": getattr(args, "checkpoint_minutes", None),
+    }
     if args.no_progress:
         overrides["progress"] = False
     return overrides
@@ -114,6 +121,32 @@ def model_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+_UNITS = {"s": 1 / 60, "m": 1.0, "h": 60.0}
+
+
+class _CheckpointEvery(argparse.Action):
+    """``--checkpoint-every 500`` (steps) or ``10m`` / ``90s`` / ``1h`` (time; ``0m``: no
+    timer); the two kinds can be given side by side."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
+        text = str(value).strip().lower()
+        try:
+            if text[-1:] in _UNITS:
+                minutes = float(text[:-1]) * _UNITS[text[-1]]
+                if not (minutes >= 0 and minutes != float("inf")):
+                    raise ValueError
+                namespace.checkpoint_minutes = minutes
+            else:
+                steps = int(text)
+                if steps < 0:
+                    raise ValueError
+                namespace.checkpoint_every = steps
+        except ValueError:
+            raise argparse.ArgumentError(
+                self, f"{value!r} is neither a step count (500) nor a time (10m, 90s, 1h)"
+            ) from None
+
+
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """The training loop's flags, shared by every ``striate train`` task."""
     p.add_argument("--epochs", type=int)
@@ -134,10 +167,32 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="train for this many minutes; the schedule spans them (replaces --epochs)",
+    )
     p.add_argument("--log-every", type=int)
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-every",
+        action=_CheckpointEvery,
+        metavar="N|TIME",
+        help="checkpoint every N steps and/or every TIME (10m, 90s; default 10m)",
+    )
+    p.set_defaults(checkpoint_every=None, checkpoint_minutes=None)
+    p.add_argument(
+        "--keep-best",
+        metavar="METRIC",
+        help="keep the best checkpoint by a validation metric (val.loss, val.accuracy, ...)",
+    )
+    p.add_argument("--patience", type=int, help="stop after N validations without improvement")
     p.add_argument("--metrics-format", choices=["jsonl", "csv"])
     p.add_argument("--name", help="run name (default: MODEL-DATA-TIMESTAMP)")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue RUN from its last checkpoint (or from step 0 if it has none yet)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

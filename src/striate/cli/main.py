@@ -80,10 +80,41 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from striate.apps import image_classification as ic
+# the app and default split that ``striate eval`` uses for each kind of run
+_EVALUATORS = {
+    "text-generation": ("text_generation", "val"),
+    "sentiment": ("sentiment", "test"),
+    "translation": ("translation", "test"),
+    "image-captioning": ("captioning", "test"),
+    "video-classification": ("video", "test"),
+}
 
-    report = ic.evaluate(args.run, args.split, args.data, args.data_dir, args.device, args.runs_dir)
+
+def _eval(args: argparse.Namespace) -> int:
+    import importlib
+
+    from striate.apps import image_classification as ic
+    from striate.apps._runs import run_kind
+
+    kind = run_kind(args.run, args.runs_dir)
+    if kind in _EVALUATORS:  # every other task: its own evaluate, its scalar metrics
+        module, default_split = _EVALUATORS[kind]
+        app = importlib.import_module(f"striate.apps.{module}")
+        report = app.evaluate(
+            args.run, args.split or default_split, data=args.data, data_dir=args.data_dir,
+            device=args.device, runs_dir=args.runs_dir,
+        )  # fmt: skip
+        if args.json:
+            print(json.dumps(report))
+            return 0
+        print(f"{report.get('split')} split of {report.get('data')} ({kind} run)")
+        for key, value in report.items():
+            if isinstance(value, float):
+                print(f"  {key:<12} {value:.4f}")
+        return 0
+    report = ic.evaluate(
+        args.run, args.split or "test", args.data, args.data_dir, args.device, args.runs_dir
+    )
     if args.json:
         print(json.dumps(report))
         return 0
@@ -210,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_image(tasks)
     _add_train_text(tasks)
 
-    p = commands.add_parser("eval", help="evaluate a run: accuracy, top-5, per class, confusion")
-    p.add_argument("run")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--data", help="another source with the same classes")
+    p = commands.add_parser("eval", help="evaluate a run of any task on a split or other data")
+    p.add_argument("run", help="RUN (its best checkpoint, else latest), RUN@latest, RUN@step-N")
+    p.add_argument(
+        "--split", choices=["train", "val", "test"], help="default: test (text runs: val)"
+    )
+    p.add_argument("--data", help="another source with the same classes (text runs: a FILE)")
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs-dir", default="runs")

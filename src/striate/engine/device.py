@@ -8,8 +8,10 @@ float16 with a gradient scaler; CUDA only). "auto" picks bf16 where it is the fa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -78,3 +80,33 @@ class Precision:
         else:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 yield
+
+
+def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """``batch`` with every tensor in it on ``device``, its structure unchanged.
+
+    Walks nested tuples, lists, dicts, named tuples and dataclasses (a dataclass is rebuilt
+    with ``dataclasses.replace``, so frozen ones work too); anything else is returned as it
+    is. ``non_blocking`` lets a copy from pinned host memory overlap with compute on CUDA; a
+    tensor already on ``device`` is returned without a copy. The loop calls this once per
+    batch, so a task's collate never has to know the device.
+    """
+    device = torch.device(device)
+
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=non_blocking)
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+            return type(value)(*(move(v) for v in value))
+        if isinstance(value, (tuple, list)):
+            return type(value)(move(v) for v in value)
+        if isinstance(value, dict):
+            return type(value)((k, move(v)) for k, v in value.items())
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes = {
+                f.name: move(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+            }
+            return dataclasses.replace(value, **changes)
+        return value
+
+    return move(batch)

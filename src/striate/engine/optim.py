@@ -2,7 +2,8 @@
 
 Weight decay applies to weight matrices and convolution kernels only: biases and the
 scales/shifts of normalization layers (every parameter with fewer than two dimensions)
-are not decayed. Schedules are pure functions of the step, so resuming only needs the step.
+are not decayed. Schedules are pure functions of the step (or, on a time budget, of the step
+and the elapsed training time), so resuming only needs those two numbers.
 """
 
 from __future__ import annotations
@@ -89,7 +90,47 @@ def lr_multiplier(
     return onecycle
 
 
-def build_schedule(
-    optimizer: torch.optim.Optimizer, multiplier: Callable[[int], float]
-) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+def budget_multiplier(
+    name: str, warmup_steps: int = 0, step_every: int = 1, gamma: float = 0.1
+) -> Callable[[int, float], float]:
+    """The factor at (step, progress) for a run on a time budget, progress = elapsed / budget.
+
+    The shapes are those of :func:`lr_multiplier` with the run's length measured in time:
+    cosine falls from 1 to 0 over the budget; one-cycle rises over its first 25 % and falls
+    over the rest; warm-up (in steps) multiplies every shape; the step schedule still counts
+    steps.
+    """
+    if name not in SCHEDULES:
+        raise StriateError(f"unknown schedule {name!r}; use one of {', '.join(SCHEDULES)}")
+
+    def factor(step: int, progress: float) -> float:
+        p = min(max(progress, 0.0), 1.0)
+        warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+        if name == "constant":
+            return warm
+        if name == "step":
+            return warm * gamma ** (step // max(1, step_every))
+        if name == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * p))
+        if p < 0.25:
+            return warm * (1 / 25 + (1 - 1 / 25) * p / 0.25)
+        return warm * (1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (p - 0.25) / 0.75)))
+
+    return factor
+
+
+def tail_multiplier(start_factor: float, progress: float) -> float:
+    """An extension's schedule: half a cosine from the factor at the resume point to 0.
+
+    ``progress`` is the extension's share done (steps or time). Used when a resumed run is
+    given a different length (``--epochs``) or a further ``--time-budget``: the original
+    schedule is left where the run stopped and the added part decays from there, with no jump.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    return start_factor * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
+    """Set every parameter group's learning rate to ``base_lr * factor``."""
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * factor

@@ -50,10 +50,38 @@ def _like(state: State, tensors: tuple[torch.Tensor, ...]) -> State:
     return tensors if isinstance(state, tuple) else tensors[0]
 
 
+def _to(state: State, device: torch.device) -> State:
+    if state is None:
+        return None
+    return _like(state, tuple(t.to(device) for t in _tensors(state)))
+
+
+def _state_from(tensors: dict[str, torch.Tensor], prefix: str) -> State:
+    """A state saved by ``TBPTTStep.state_dict`` under ``prefix`` (None if there is none)."""
+    if prefix + "tuple" not in tensors:
+        return None
+    parts = []
+    while f"{prefix}{len(parts)}" in tensors:
+        parts.append(tensors[f"{prefix}{len(parts)}"])
+    return tuple(parts) if int(tensors[prefix + "tuple"]) else parts[0]
+
+
 def _leaf(state: State) -> State:
     if state is None:
         return None
     return _like(state, tuple(t.detach().requires_grad_() for t in _tensors(state)))
+
+
+@dataclass(eq=False)
+class _Batch:
+    """What recomputes one batch's forward pass exactly: its tokens, the state it started
+    from, the weights it ran on and the RNG states at its start (dropout)."""
+
+    inputs: torch.Tensor
+    state_in: State
+    params: dict[str, torch.Tensor]
+    rng: torch.Tensor
+    cuda_rng: torch.Tensor | None = None
 
 
 @dataclass
@@ -64,6 +92,7 @@ class _Piece:
     out_state: State
     params: dict[str, torch.Tensor]
     logits: torch.Tensor | None = None  # only while its own batch is being updated
+    batch: _Batch | None = None  # where the piece came from (to rebuild it after a resume)
 
 
 def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -110,10 +139,116 @@ class TBPTTStep:
         self.state: State = None
         self.eval_state: State = None
         self.history: deque[_Piece] = deque(maxlen=(self.k2 - self.k1) // self.piece)
+        self._replay: tuple[list[_Batch], int] | None = None
+
+    def reset_eval(self) -> None:
+        """Forget the evaluation state only (a validation pass mid-epoch leaves training's)."""
+        self.eval_state = None
+
+    # -----------------------------------------------------------------------------------------
+    # exact resume: what a checkpoint keeps of the carried state
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The carried state as named tensors, for the checkpoint's ``step_state``.
+
+        ``state.I`` are the carried hidden state's tensors (``state.tuple`` says whether it
+        is a tuple, as LSTM's ``(h, c)``). For k1 < k2 the graphs of the last k2 - k1 steps
+        cannot be saved, so what rebuilds them is: for each batch they came from, its
+        tokens, starting state, weight snapshot and RNG state (``replay.J.*``), and how
+        many of the rebuilt pieces the window keeps (``replay.pieces``).
+        """
+        tensors: dict[str, torch.Tensor] = {}
+        if self.state is not None:
+            tensors["state.tuple"] = torch.tensor(int(isinstance(self.state, tuple)))
+            tensors.update({f"state.{i}": t for i, t in enumerate(_tensors(self.state))})
+        batches = list(dict.fromkeys(p.batch for p in self.history if p.batch is not None))
+        if self._replay is not None:  # restored but not yet rebuilt: pass it on unchanged
+            batches, pieces = self._replay
+        else:
+            pieces = len(self.history)
+        if batches:
+            tensors["replay.pieces"] = torch.tensor(pieces)
+        for j, batch in enumerate(batches):
+            tensors[f"replay.{j}.inputs"] = batch.inputs
+            tensors[f"replay.{j}.rng"] = batch.rng
+            if batch.cuda_rng is not None:
+                tensors[f"replay.{j}.cuda_rng"] = batch.cuda_rng
+            if batch.state_in is not None:
+                tensors[f"replay.{j}.state.tuple"] = torch.tensor(
+                    int(isinstance(batch.state_in, tuple))
+                )
+            for i, t in enumerate(_tensors(batch.state_in)):
+                tensors[f"replay.{j}.state.{i}"] = t
+            for name, param in batch.params.items():
+                tensors[f"replay.{j}.param.{name}"] = param.detach()
+        return tensors
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` saved; the k1 < k2 graphs are rebuilt at the next
+        training batch (on its device, inside the loop's autocast)."""
+        self.reset()
+        self.state = _state_from(tensors, "state.")
+        count = int(tensors["replay.pieces"]) if "replay.pieces" in tensors else 0
+        batches: list[_Batch] = []
+        while f"replay.{len(batches)}.inputs" in tensors:
+            key = f"replay.{len(batches)}."
+            params = {
+                k[len(key) + len("param.") :]: v
+                for k, v in tensors.items()
+                if k.startswith(key + "param.")
+            }
+            batches.append(
+                _Batch(
+                    tensors[key + "inputs"],
+                    _state_from(tensors, key + "state."),
+                    params,
+                    tensors[key + "rng"],
+                    tensors.get(key + "cuda_rng"),
+                )
+            )
+        self._replay = (batches, count) if batches else None
+
+    def _rebuild(self, model: nn.Module, device: torch.device) -> None:
+        """Recompute the kept pieces' graphs from the saved batches, bit for bit: the same
+        tokens, starting state, weights and RNG state give the same forward pass."""
+        assert self._replay is not None
+        batches, count = self._replay
+        self._replay = None
+        module = unwrap(model)
+        live = dict(module.named_parameters())
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        pieces: list[_Piece] = []
+        for saved in batches:
+            batch = _Batch(
+                saved.inputs.to(device),
+                _to(saved.state_in, device),
+                {
+                    n: t.to(device).requires_grad_(live[n].requires_grad)
+                    for n, t in saved.params.items()
+                },
+                saved.rng,
+                saved.cuda_rng,
+            )
+            torch.set_rng_state(batch.rng)
+            if batch.cuda_rng is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(batch.cuda_rng, device)
+            state = batch.state_in
+            for chunk in batch.inputs.split(self.piece, dim=1):
+                leaf = _leaf(state)
+                _, state = functional_call(module, batch.params, (chunk, leaf))
+                pieces.append(_Piece(leaf, state, batch.params, None, batch))
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, device)
+        self.history.extend(pieces[len(pieces) - count :])
 
     # -----------------------------------------------------------------------------------------
     def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
         inputs, targets = batch  # (B, k1) each
+        self.state = _to(self.state, inputs.device)  # restored from a checkpoint: on the CPU
+        if self._replay is not None:
+            self._rebuild(model, inputs.device)
         if self.k1 == self.k2:
             logits, state = model(inputs, detach_state(self.state))
             self.state = detach_state(state)
@@ -128,11 +263,19 @@ class TBPTTStep:
         module = unwrap(model)
         live = dict(module.named_parameters())
         snapshot = {n: p.detach().clone().requires_grad_(p.requires_grad) for n, p in live.items()}
+        cuda = inputs.device.type == "cuda"
+        record = _Batch(
+            inputs,
+            self.state,
+            snapshot,
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state(inputs.device) if cuda else None,
+        )
         pieces, state = [], self.state
         for chunk in inputs.split(self.piece, dim=1):
             leaf = _leaf(state)
             logits, state = functional_call(module, snapshot, (chunk, leaf))
-            pieces.append(_Piece(leaf, state, snapshot, logits))
+            pieces.append(_Piece(leaf, state, snapshot, logits, record))
         self.state = detach_state(state)
         logits = torch.cat([p.logits for p in pieces], dim=1)
         loss = token_loss(logits, targets)
