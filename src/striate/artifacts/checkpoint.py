@@ -148,16 +148,17 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoin
     path = Path(path)
     try:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}, not an object")
         model_state = load_file(str(path / MODEL_FILE))
         optimizer_state = None
         if with_optimizer and "optimizer" in meta:
             tensors = load_file(str(path / OPTIMIZER_FILE))
             optimizer_state = _join_optimizer_state(tensors, meta["optimizer"])
     except FileNotFoundError as exc:
-        raise StriateError(
-            f"incomplete checkpoint {path}: {Path(exc.filename).name} missing"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        missing = Path(exc.filename).name if exc.filename else "a file"
+        raise StriateError(f"incomplete checkpoint {path}: {missing} missing") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, wrong shape
         raise StriateError(f"corrupt checkpoint metadata {path / META_FILE}: {exc}") from None
     except (SafetensorError, OSError) as exc:
         raise StriateError(f"corrupt checkpoint weights in {path}: {exc}") from None

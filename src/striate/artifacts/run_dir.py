@@ -47,7 +47,16 @@ class RunDir:
         write_json(self.config_file, config)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads(self.config_file.read_text(encoding="utf-8"))
+        """The run's configuration; a missing, truncated or mis-shaped file is one line."""
+        try:
+            config = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StriateError(f"run {self.path} has no {self.config_file.name}") from None
+        except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable
+            raise StriateError(f"corrupt run configuration {self.config_file}: {exc}") from None
+        if not isinstance(config, dict) or not isinstance(config.get("engine"), dict):
+            raise StriateError(f"corrupt run configuration {self.config_file}: wrong shape")
+        return config
 
 
 def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:

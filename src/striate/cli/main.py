@@ -17,6 +17,7 @@ from typing import Any
 from striate.cli.common import (
     Parser,
     add_engine_args,
+    check_values,
     model_option,
     print_per_class,
     report_run,
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("data", help="list data sources and what is present locally")
     p.add_argument("--data-dir")
     p.set_defaults(func=_data)
+    check_values(parser)
     return parser
 
 
