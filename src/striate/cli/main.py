@@ -124,6 +124,8 @@ def _analyze_receptive_field(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    import torch
+
     from striate.models import count_parameters, create_model, get_model_spec, list_models
 
     names = list_models(args.pattern)
@@ -132,7 +134,8 @@ def _models(args: argparse.Namespace) -> int:
     print(f"{'model':<16} {'input':>6} {'params (10 classes)':>20}  description")
     for name in names:
         spec = get_model_spec(name)
-        params = count_parameters(create_model(name, 10, 3, spec.image_size))
+        with torch.device("meta"):  # shapes only: counting allocates and initializes nothing
+            params = count_parameters(create_model(name, 10, 3, spec.image_size))
         print(f"{name:<16} {spec.image_size:>5}px {params:>20,}  {spec.description}")
     return 0
 
