@@ -322,7 +322,6 @@ def test_any_command_line_is_exit_0_or_2_without_traceback(scratch, argv, run, t
     before = _digest(run_dir)
     with _sandbox(root):
         code, _, err = _quiet_main(argv)
-    print("DBG", code, argv[:12], err.strip()[-150:])
     assert "Traceback" not in err, f"{argv}\n{err}"
     assert code in (0, 2), f"{argv} exited {code}\n{err}"
     assert len(err.strip().splitlines()) <= 3, f"{argv}\n{err}"

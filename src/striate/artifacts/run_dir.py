@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import META_FILE, list_checkpoints
+from striate.artifacts.checkpoint import META_FILE, list_checkpoints, read_record
 from striate.errors import StriateError
 
 DEFAULT_ROOT = Path("runs")
@@ -49,7 +48,7 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         """The run's configuration; a missing, truncated or mis-shaped file is one line."""
         try:
-            config = json.loads(self.config_file.read_text(encoding="utf-8"))
+            config = read_record(self.config_file)
         except FileNotFoundError:
             raise StriateError(f"run {self.path} has no {self.config_file.name}") from None
         except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable
