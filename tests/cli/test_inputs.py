@@ -136,3 +136,31 @@ def test_folder_of_48_images_trains_with_the_default_batch(tmp_path, capsys):
     assert [line for line in err.splitlines() if "batch size 128" in line] == [
         "striate: batch size 128 is larger than the 40 training images; using batches of 40"
     ]
+
+
+def test_sizes_that_cannot_be_allocated_are_refused_first(capsys, tmp_path):
+    import torch
+
+    from striate.data.transforms.functional import to_square
+    from striate.models import create_model
+    from striate.nn.recurrent import Recurrent
+
+    with pytest.raises(StriateError, match=r"hidden size 16384 .* over the limit 1,073,741,824"):
+        Recurrent("lstm", 100, 16384, num_layers=64)
+    with pytest.raises(StriateError, match="over the limit"):
+        create_model("neocognitron", 10, 1, 32, widths=[100_000] * 3)
+    with pytest.raises(StriateError, match=r"100000x100000 pixels .* over the limit of 4 GiB"):
+        to_square(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), 100_000)
+    assert main(["train", "image", "--image-size", "4096", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4096x4096 pixels" in err and "limit of 4 GiB" in err
+
+
+def test_checkpoint_metadata_without_a_key_is_one_line(tmp_path):
+    import torch
+
+    from striate.apps.image_classification import load_classifier
+
+    ckpt = save_checkpoint(tmp_path, 1, {"w": torch.zeros(2)}, {"kind": "image-classification"})
+    with pytest.raises(StriateError, match=r"meta.json: it has no 'model'"):
+        load_classifier(ckpt)
