@@ -67,6 +67,8 @@ def test_paths_of_the_wrong_kind_are_one_line(tmp_path, capsys):
         ("eval", "RUN", "--runs-dir", str(a_file)): "is a file, not a folder",
         ("eval", "RUN", "--data-dir", str(tmp_path / "loop")): "symbolic links",
         ("analyze", "gates", "RUN", "--text", str(tmp_path)): "is a folder, not a file",
+        ("train", "image", "--name", "../elsewhere"): "inside the runs directory",
+        ("train", "text", "--name", str(tmp_path)): "inside the runs directory",
     }
     for argv, message in cases.items():
         assert main(list(argv)) == 2

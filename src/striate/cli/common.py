@@ -238,8 +238,20 @@ def output_file(text: str) -> str:
     return text
 
 
+def run_name(text: str) -> str:
+    """A run's name: a folder under the runs directory, so neither empty, absolute nor
+    climbing out of it with ``..``."""
+    path = Path(text)
+    if not text.strip() or path.is_absolute() or ".." in path.parts or path == Path("."):
+        raise argparse.ArgumentTypeError(
+            f"run name {text!r} must name a folder inside the runs directory"
+        )
+    return text
+
+
 # the kind of every path flag, by destination name, for every command
 PATH_TYPES: dict[str, Callable[[str], str]] = {
+    "name": run_name,
     "out": output_file,
     "file": existing_file,
     "text": existing_file,
