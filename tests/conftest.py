@@ -13,10 +13,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Property-based tests: CI runs a fixed, seeded number of examples; `pytest
+# --hypothesis-profile=long` searches far longer (and remembers what it found).
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile(
+    "ci", max_examples=40, derandomize=True, deadline=None, database=None,
+    suppress_health_check=_SLOW_OK, print_blob=True,
+)  # fmt: skip
+settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile("ci")
 
 
 def _shared_data() -> Path | None:

@@ -87,7 +87,7 @@ def test_models_and_data_commands(capsys):
         (["train", "image", "--augment", "spin"], "spin"),
         (["train", "image", "--data", "folder:/does/not/exist"], "exist"),
         (["eval", "no-such-run"], "no run found"),
-        (["train", "image", "--epochs", "x"], "invalid int"),
+        (["train", "image", "--epochs", "x"], "not an integer"),
         (["frobnicate"], "invalid choice"),
     ],
 )

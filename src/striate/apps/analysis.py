@@ -9,7 +9,6 @@ square, resize, the stored mean/std inside the classifier).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from striate.artifacts.plots import (
     plot_toeplitz,
     plot_worst_errors,
 )
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import load_image_data, read_image_file
 from striate.data.transforms.functional import to_square
@@ -204,8 +203,8 @@ def _run_split(
 ) -> ImageData:
     """The split the run's preprocessing sees: resized, classes and channels checked."""
     run_path, _ = locate_checkpoint(run, runs_dir)
-    config_file = run_path / "config.json"
-    config = json.loads(config_file.read_text("utf-8")) if config_file.is_file() else {}
+    found = RunDir(run_path)
+    config = found.read_config() if found.config_file.is_file() else {}
     size = meta["input"]["image_size"]
     source = data or meta["data"]
     dataset = load_image_data(

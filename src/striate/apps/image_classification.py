@@ -11,6 +11,7 @@ eval``, ``striate classify``), callable from Python with the same arguments::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,23 @@ class TrainResult:
 # data
 
 
+def fitting_batch_size(batch_size: int, samples: int, world_size: int = 1, say: bool = True) -> int:
+    """``batch_size``, or the largest batch the training split fills when it is smaller (a
+    folder of 48 images with the default batch of 128 trains on full batches of its split);
+    ``say`` prints the change as one line on stderr. A batch is a multiple of the processes.
+    """
+    if batch_size <= samples:
+        return batch_size
+    fitting = max(samples // world_size * world_size, world_size)
+    if say:
+        print(
+            f"striate: batch size {batch_size} is larger than the {samples} training images; "
+            f"using batches of {fitting}",
+            file=sys.stderr,
+        )
+    return fitting
+
+
 def _choose_size(native: int, model: str, requested: int | None) -> int:
     if requested:
         return requested
@@ -152,6 +170,7 @@ def train(
     if _streams(config):
         train_data, val_data, classes, channels, size, mean, std = _stream_sources(config)
         workers = config.workers
+        bs = fitting_batch_size(bs, len(train_data), dist.world_size, dist.is_main)
         train_b = StreamBatches(train_data, bs, seed=seed, workers=workers, **shard)
         val_b = StreamBatches(val_data, 256, shuffle=False, workers=workers, **shard)
     else:
@@ -161,6 +180,7 @@ def train(
         val_set = _resized(_load_split(config, config.validate_on, size), size)
         classes, channels = train_set.classes, train_set.channels
         mean, std = channel_mean_std(train_set.images)
+        bs = fitting_batch_size(bs, len(train_set), dist.world_size, dist.is_main)
         train_b = TensorBatches(train_set.images, train_set.labels, bs, seed=seed, **shard)
         val_b = TensorBatches(val_set.images, val_set.labels, 512, shuffle=False, **shard)
     if len(classes) < 2:

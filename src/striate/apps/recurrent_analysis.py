@@ -16,7 +16,6 @@ of a character LSTM (see :mod:`striate.analysis.gates`).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from striate.apps.text_generation import generate, load_text_model
 from striate.artifacts import html
 from striate.artifacts.atomic import write_json
 from striate.artifacts.recurrent_plots import cell_label, plot_gradient_norms, plot_unit_activity
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
 from striate.data.sources.memory_tasks import AddingProblem
 from striate.data.sources.text import load_text, split_text
 from striate.engine.device import resolve_device
@@ -161,11 +160,9 @@ def held_out_text(run: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> str |
     """The held-out end of a text run's corpus, if its data is on this machine (never
     downloads); None otherwise."""
     run_path, _ = locate_checkpoint(run, runs_dir)
-    config_file = run_path / "config.json"
+    found = RunDir(run_path)
     try:
-        config = (
-            json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-        )
+        config = found.read_config() if found.config_file.is_file() else {}
         text = load_text(
             config.get("data", "python-stdlib"),
             config.get("data_dir"),

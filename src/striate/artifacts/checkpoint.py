@@ -39,6 +39,27 @@ PREFIX = "step-"
 BEST_PREFIX = "best-step-"
 
 
+class Record(dict):
+    """A JSON object read from a run's file: a key it lacks is one line naming the file and
+    the key (a half-written or hand-edited file), not a KeyError deep in a loader."""
+
+    source: Path = Path()
+
+    def __missing__(self, key: str) -> Any:
+        raise StriateError(f"corrupt {self.source}: it has no {key!r}")
+
+
+def read_record(path: Path) -> Any:
+    """The JSON in ``path``, its objects as :class:`Record` naming ``path``."""
+
+    def record(pairs: dict) -> Record:
+        found = Record(pairs)
+        found.source = path
+        return found
+
+    return json.loads(path.read_text(encoding="utf-8"), object_hook=record)
+
+
 @dataclass
 class Checkpoint:
     path: Path
@@ -198,7 +219,9 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoin
     """Load a checkpoint directory written by :func:`save_checkpoint`."""
     path = Path(path)
     try:
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = read_record(path / META_FILE)
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}, not an object")
         model_state = load_file(str(path / MODEL_FILE))
         optimizer_state = None
         if with_optimizer and "optimizer" in meta:
@@ -206,10 +229,11 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> Checkpoin
             optimizer_state = _join_optimizer_state(tensors, meta["optimizer"])
         step_state = load_file(str(path / STEP_STATE_FILE)) if meta.get("step_state") else None
     except FileNotFoundError as exc:
-        raise StriateError(
-            f"incomplete checkpoint {path}: {Path(exc.filename).name} missing"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        names = (META_FILE, MODEL_FILE, OPTIMIZER_FILE)  # safetensors names no file
+        gone = [name for name in names if not (path / name).is_file()]
+        missing = Path(exc.filename).name if exc.filename else (gone or ["a file"])[0]
+        raise StriateError(f"incomplete checkpoint {path}: {missing} missing") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, wrong shape
         raise StriateError(f"corrupt checkpoint metadata {path / META_FILE}: {exc}") from None
     except (SafetensorError, OSError) as exc:
         raise StriateError(f"corrupt checkpoint weights in {path}: {exc}") from None

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from striate.artifacts.checkpoint import (
     best_checkpoint,
     checkpoint_step,
     list_checkpoints,
+    read_record,
 )
 from striate.errors import StriateError
 
@@ -53,7 +53,16 @@ class RunDir:
         write_json(self.config_file, config)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads(self.config_file.read_text(encoding="utf-8"))
+        """The run's configuration; a missing, truncated or mis-shaped file is one line."""
+        try:
+            config = read_record(self.config_file)
+        except FileNotFoundError:
+            raise StriateError(f"run {self.path} has no {self.config_file.name}") from None
+        except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable
+            raise StriateError(f"corrupt run configuration {self.config_file}: {exc}") from None
+        if not isinstance(config, dict) or not isinstance(config.get("engine"), dict):
+            raise StriateError(f"corrupt run configuration {self.config_file}: wrong shape")
+        return config
 
 
 def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:

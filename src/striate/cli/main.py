@@ -17,6 +17,7 @@ from typing import Any
 from striate.cli.common import (
     Parser,
     add_engine_args,
+    check_values,
     model_option,
     print_per_class,
     report_run,
@@ -154,6 +155,8 @@ def _analyze_receptive_field(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    import torch
+
     from striate.models import count_parameters, create_model, get_model_spec, list_models
 
     names = list_models(args.pattern)
@@ -162,7 +165,8 @@ def _models(args: argparse.Namespace) -> int:
     print(f"{'model':<16} {'input':>6} {'params (10 classes)':>20}  description")
     for name in names:
         spec = get_model_spec(name)
-        params = count_parameters(create_model(name, 10, 3, spec.image_size))
+        with torch.device("meta"):  # shapes only: counting allocates and initializes nothing
+            params = count_parameters(create_model(name, 10, 3, spec.image_size))
         print(f"{name:<16} {spec.image_size:>5}px {params:>20,}  {spec.description}")
     return 0
 
@@ -289,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("data", help="list data sources and what is present locally")
     p.add_argument("--data-dir")
     p.set_defaults(func=_data)
+    check_values(parser)
     return parser
 
 

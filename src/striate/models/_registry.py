@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from striate.errors import StriateError
+from striate.nn.recurrent import MAX_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,17 @@ def create_model(
             f"model {name!r} needs images of at least {spec.min_image_size}px, got {size}px"
         )
     options = {k: v for k, v in options.items() if v is not None}
+    arguments = {"num_classes": num_classes, "in_channels": in_channels, "image_size": size}
     try:
-        model = spec.builder(
-            num_classes=num_classes, in_channels=in_channels, image_size=size, **options
-        )
-    except TypeError as exc:
+        with torch.device("meta"):  # shapes only: a model too large to allocate is refused
+            count = count_parameters(spec.builder(**arguments, **options))
+        if count > MAX_PARAMETERS:
+            raise StriateError(
+                f"model {name!r} with these options would have {count:,} parameters, over "
+                f"the limit {MAX_PARAMETERS:,}"
+            )
+        model = spec.builder(**arguments, **options)
+    except (TypeError, ValueError, RuntimeError) as exc:  # options the builder refuses
         raise StriateError(f"model {name!r}: {exc}") from None
     model.striate_config = {
         "name": name,

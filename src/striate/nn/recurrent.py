@@ -54,6 +54,7 @@ CELLS: dict[str, type[nn.Module]] = {
     "gru_cudnn": CuDNNGRUCell,
 }
 IMPLS = ("auto", "reference", "fast")
+MAX_PARAMETERS = 2**30  # 4 GiB of float32 weights: far beyond any model this library trains
 _FUSED = {"rnn": torch.rnn_tanh, "lstm": torch.lstm, "gru_cudnn": torch.gru}
 
 
@@ -125,6 +126,15 @@ class Recurrent(nn.Module):
                 raise StriateError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise StriateError(f"dropout must be in [0, 1), got {dropout!r}")
+        directions = 2 if bidirectional else 1
+        rows = CELLS[cell].num_gates * hidden_size  # per layer and direction: W_ih, W_hh, b
+        widths = [input_size] + [hidden_size * directions] * (num_layers - 1)
+        count = sum(rows * (width + hidden_size + 2) * directions for width in widths)
+        if count > MAX_PARAMETERS:  # refused before a byte is allocated
+            raise StriateError(
+                f"a {num_layers}-layer {cell} of hidden size {hidden_size} (input size "
+                f"{input_size}) would have {count:,} parameters, over the limit {MAX_PARAMETERS:,}"
+            )
         self.cell, self.impl = cell, impl
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.dropout, self.bidirectional, self.bias = float(dropout), bool(bidirectional), bias

@@ -118,11 +118,34 @@ def _listdir(path: Path) -> list[os.DirEntry]:
         raise StriateError(f"cannot read folder {path}: {exc.strerror or exc}") from None
 
 
-def _image_files(path: Path) -> list[Path]:
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a folder (following symlinks); a symlink that loops onto itself
+    or cannot be followed is one line."""
+    try:
+        return entry.is_dir()
+    except OSError as exc:
+        raise StriateError(f"cannot read {entry.path}: {exc.strerror or exc}") from None
+
+
+def _folder_key(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise StriateError(f"cannot read folder {path}: {exc.strerror or exc}") from None
+    return info.st_dev, info.st_ino
+
+
+def _image_files(path: Path, above: frozenset[tuple[int, int]] = frozenset()) -> list[Path]:
+    """The image files under ``path``, any depth; ``above`` are the folders it lies in, so a
+    symlink back to one of them (a loop) is refused instead of being followed forever."""
+    key = _folder_key(path)
+    if key in above:
+        raise StriateError(f"folder {path} loops: a symlink leads back to a folder above it")
+    above = above | {key}
     found: list[Path] = []
     for entry in _listdir(path):
-        if entry.is_dir():
-            found.extend(_image_files(Path(entry.path)))
+        if _is_dir(entry):
+            found.extend(_image_files(Path(entry.path), above))
         elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
             found.append(Path(entry.path))
     return found
@@ -130,9 +153,10 @@ def _image_files(path: Path) -> list[Path]:
 
 def _class_files(path: Path) -> dict[str, list[Path]]:
     classes = {}
+    above = frozenset({_folder_key(path)})
     for entry in _listdir(path):
-        if entry.is_dir():
-            files = _image_files(Path(entry.path))
+        if _is_dir(entry):
+            files = _image_files(Path(entry.path), above)
             if files:
                 classes[entry.name] = files
     return classes
@@ -151,10 +175,12 @@ class FolderIndex:
     def scan(cls, path: str | Path) -> FolderIndex:
         root = Path(str(path).removeprefix("folder:")).expanduser()
         if not root.exists():
+            if root.is_symlink():
+                raise StriateError(f"image folder {root} is a symlink that loops or leads nowhere")
             raise StriateError(f"image folder {root} does not exist")
         if not root.is_dir():
             raise StriateError(f"{root} is not a directory (expected one sub-folder per class)")
-        names = {e.name for e in _listdir(root) if e.is_dir()}
+        names = {e.name for e in _listdir(root) if _is_dir(e)}
         split_dirs = {
             split: root / next(n for n in options if n in names)
             for split, options in SPLIT_DIRS.items()

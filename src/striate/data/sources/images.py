@@ -37,7 +37,7 @@ from striate.data.sources.folder import (
     read_image_file,
 )
 from striate.data.sources.idx import FASHION_MNIST, MNIST
-from striate.data.transforms.functional import to_square
+from striate.data.transforms.functional import MAX_RESIZE_BYTES, check_resize, to_square
 from striate.errors import StriateError
 from striate.registry import Registry
 
@@ -176,9 +176,11 @@ def _get(source: str) -> ImageSource:
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
+    check_resize(len(images), images.shape[1], size)  # the uint8 result
+    chunk = max(1, min(RESIZE_CHUNK, MAX_RESIZE_BYTES // (images.shape[1] * size * size * 4)))
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
-    for start in range(0, len(images), RESIZE_CHUNK):
-        out[start : start + RESIZE_CHUNK] = to_square(images[start : start + RESIZE_CHUNK], size)
+    for start in range(0, len(images), chunk):
+        out[start : start + chunk] = to_square(images[start : start + chunk], size)
     return out
 
 

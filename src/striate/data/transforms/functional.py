@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from striate.errors import StriateError
+
+MAX_RESIZE_BYTES = 4 * 2**30  # one resize's float output; larger is refused before allocating
+
 
 def center_square(images: torch.Tensor) -> torch.Tensor:
     """Crop the largest centred square from (..., H, W) images."""
@@ -12,6 +16,17 @@ def center_square(images: torch.Tensor) -> torch.Tensor:
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     return images[..., top : top + side, left : left + side]
+
+
+def check_resize(count: int, channels: int, size: int, bytes_per_value: int = 1) -> None:
+    """Refuse, before allocating, ``count`` images of ``size`` x ``size`` that would take more
+    than :data:`MAX_RESIZE_BYTES` (one line naming the size and the limit)."""
+    needed = count * channels * size * size * bytes_per_value
+    if needed > MAX_RESIZE_BYTES:
+        raise StriateError(
+            f"{count:,} images of {size}x{size} pixels would take {needed / 2**30:.1f} GiB, "
+            f"over the limit of {MAX_RESIZE_BYTES / 2**30:.0f} GiB; choose a smaller image size"
+        )
 
 
 def to_square(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -26,6 +41,7 @@ def to_square(images: torch.Tensor, size: int) -> torch.Tensor:
     if square.shape[-1] == size:
         return square.contiguous()
     batched = square if square.dim() == 4 else square.unsqueeze(0)
+    check_resize(batched.shape[0], batched.shape[1], size, bytes_per_value=4)
     out = F.interpolate(
         batched.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
     )
