@@ -20,14 +20,20 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    """Decay / no-decay groups; a model with ``lr_groups()`` (fine-tuning: a list of
+    (parameters, lr_scale, start_step)) gets that split for each of its groups, the group's
+    learning rate scaled by ``lr_scale`` and held at 0 before ``start_step``."""
+    plan = model.lr_groups() if hasattr(model, "lr_groups") else [(model.parameters(), 1.0, 0)]
+    groups = []
+    for params, scale, start in plan:
+        decay, no_decay = [], []
+        for param in params:
+            if param.requires_grad:
+                (decay if param.dim() >= 2 else no_decay).append(param)
+        for chosen, wd in ((decay, weight_decay), (no_decay, 0.0)):
+            groups.append({"params": chosen, "weight_decay": wd, "lr_scale": scale})
+            groups[-1]["start_step"] = start
+    return groups
 
 
 def build_optimizer(
@@ -92,4 +98,11 @@ def lr_multiplier(
 def build_schedule(
     optimizer: torch.optim.Optimizer, multiplier: Callable[[int], float]
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    """The schedule of every group: ``multiplier`` times the group's ``lr_scale``, 0 before
+    its ``start_step`` (see :func:`parameter_groups`)."""
+
+    def of(group: dict) -> Callable[[int], float]:
+        scale, start = group.get("lr_scale", 1.0), group.get("start_step", 0)
+        return lambda step: 0.0 if step < start else scale * multiplier(step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [of(g) for g in optimizer.param_groups])
