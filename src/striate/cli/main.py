@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = tuple(
         "analyze_recurrent",
         "report",
         "weights",
+        "summary",
     )
 )
 
