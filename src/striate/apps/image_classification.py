@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from striate.engine.steps import ClassificationStep, topk_correct
 from striate.errors import StriateError
 from striate.models import create_model, get_model_spec
 from striate.models.classifier import ImageClassifier
+from striate.weights.pretrained import fit_image
 
 KIND = "image-classification"
 
@@ -68,6 +69,10 @@ class ImageTrainConfig(TaskConfig):
     memory_limit_gb: float = 4.0  # larger image folders stream from disk instead
     workers: int = 2
     model_options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # pretrained weights: a SPEC of striate.weights.fetch_weights
+    fine_tune: bool = False  # with weights: head first (body frozen), then a slower body
+    freeze_epochs: int = 1
+    body_lr_factor: float = 0.1
     name: str | None = None
     runs_dir: str = str(DEFAULT_ROOT)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -86,6 +91,12 @@ class ImageTrainConfig(TaskConfig):
             raise StriateError("limit must be at least 2 images")
         if self.image_size is not None and self.image_size < 1:
             raise StriateError("image size must be positive")
+        if self.fine_tune and not self.weights:
+            raise StriateError("fine-tuning needs pretrained weights (--weights SPEC)")
+        if self.fine_tune and not 0 <= self.freeze_epochs < self.engine.epochs:
+            raise StriateError("freeze epochs must be at least 0 and fewer than the epochs")
+        if not 0 <= self.body_lr_factor <= 1:
+            raise StriateError("body learning-rate factor must be in [0, 1]")
 
 
 @dataclass
@@ -166,6 +177,9 @@ def train(
     dist = init_distributed(config.engine.device)
     device = resolve_device(config.engine.device, dist.local_rank)
     bs, seed = config.engine.batch_size, config.engine.seed
+    pretrained = _fetch_pretrained(config)
+    if pretrained is not None and pretrained.image_size and not config.image_size:
+        config = replace(config, image_size=pretrained.image_size)
     shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     if _streams(config):
         train_data, val_data, classes, channels, size, mean, std = _stream_sources(config)
@@ -187,8 +201,12 @@ def train(
         raise StriateError(f"data {config.data!r} has only one class; need at least two")
 
     torch.manual_seed(seed)  # the initial weights depend on the seed alone
-    net = create_model(config.model, len(classes), channels, size, **config.model_options)
-    model = ImageClassifier(net, mean, std)
+    if pretrained is None:
+        net = create_model(config.model, len(classes), channels, size, **config.model_options)
+        model = ImageClassifier(net, mean, std)
+    else:
+        net, model, mean, std = _pretrained_model(config, pretrained, classes, channels, size)
+        model = _fine_tuning(config, model, len(train_b))
     augment = build_augmentation(config.augment, channels)
     if augment is not None:
         augment.to(device)  # random parameters drawn where the batch lives
@@ -206,6 +224,8 @@ def train(
         "data": config.data,
         "augment": config.augment,
     }
+    if pretrained is not None:
+        meta.update(weights=config.weights, preprocess=pretrained.preprocess)
     result = fit(
         model,
         step,
@@ -231,6 +251,48 @@ def resume(
     """
     found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
     return train(ImageTrainConfig.from_dict(saved), resume=found.path)
+
+
+def _fetch_pretrained(config: ImageTrainConfig) -> Any:
+    if not config.weights:
+        return None
+    from striate.weights import fetch_weights
+
+    return fetch_weights(
+        config.weights, config.model, config.data_dir, config.runs_dir, config.engine.progress
+    )
+
+
+def _pretrained_model(
+    config: ImageTrainConfig, weights: Any, classes: list[str], channels: int, size: int
+) -> tuple[torch.nn.Module, ImageClassifier, torch.Tensor, torch.Tensor]:
+    """The model around pretrained weights, normalized as they were trained (their own
+    mean and std when they carry them, e.g. ImageNet's; else the data's)."""
+    from striate.weights import build_net
+
+    net, _ = build_net(weights, config.model, classes, channels, size, config.model_options)
+    mean = torch.tensor(weights.mean) if weights.mean is not None else None
+    std = torch.tensor(weights.std) if weights.std is not None else None
+    if mean is None or std is None:
+        raise StriateError(f"weights {config.weights} carry no input normalization")
+    return net, ImageClassifier(net, mean, std), mean, std
+
+
+def _fine_tuning(config: ImageTrainConfig, model: ImageClassifier, steps_per_epoch: int) -> Any:
+    if not config.fine_tune:
+        return model
+    from striate.weights.finetune import FineTuneClassifier
+    from striate.weights.layouts import classifier_layer
+
+    head, _ = classifier_layer(model.net)
+    return FineTuneClassifier(
+        model.net,
+        model.mean.flatten(),
+        model.std.flatten(),
+        head,
+        config.freeze_epochs * steps_per_epoch,
+        config.body_lr_factor,
+    )
 
 
 def _data_label(data: str) -> str:
@@ -328,19 +390,30 @@ def evaluate(
 
 
 def classify(
-    run: str | Path,
+    run: str | Path | None,
     images: Sequence[str | Path | torch.Tensor],
     top_k: int = 5,
     runs_dir: str | Path = DEFAULT_ROOT,
+    weights: str | None = None,
+    model_name: str | None = None,
 ) -> list[list[tuple[str, float]]]:
     """Top-k (class, probability) pairs for each image, like the lecture's table.
 
     Images are files (any common format) or tensors (C, H, W) with values 0..255 (uint8) or
-    0..1 (float); they are centre-cropped to a square and resized to the model's input size.
+    0..1 (float); they are centre-cropped to a square and resized to the model's input size
+    (or resized to 256 and centre-cropped to 224, for ImageNet weights). ``weights`` (a
+    SPEC, e.g. ``torchvision:resnet50``) classifies with pretrained weights instead of a run.
     """
     if top_k < 1:
         raise StriateError("top-k must be at least 1")
-    model, meta = load_classifier(run, runs_dir)
+    if weights:
+        from striate.weights import pretrained_classifier
+
+        model, meta = pretrained_classifier(weights, model_name, runs_dir=runs_dir)
+    elif run is None:
+        raise StriateError("give a run to classify with, or pretrained weights")
+    else:
+        model, meta = load_classifier(run, runs_dir)
     channels, size = meta["input"]["channels"], meta["input"]["image_size"]
     batch = []
     for item in images:
@@ -351,7 +424,7 @@ def classify(
                 f"the model takes {channels} channel(s)"
             )
         image = image.float().div(255) if image.dtype == torch.uint8 else image.float()
-        batch.append(to_square(image, size))
+        batch.append(fit_image(image, size, meta.get("preprocess")))
     if not batch:
         raise StriateError("no images given")
     with torch.inference_mode():

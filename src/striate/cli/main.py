@@ -23,6 +23,7 @@ from striate.cli.common import (
     report_run,
     train_or_resume,
 )
+from striate.cli.weights import add_weights_args
 from striate.errors import StriateError
 
 # modules that add further commands through ``register(commands, train_tasks, analyses)``
@@ -36,6 +37,8 @@ COMMAND_MODULES: tuple[str, ...] = tuple(
         "analyze_images",
         "analyze_recurrent",
         "report",
+        "weights",
+        "summary",
     )
 )
 
@@ -130,7 +133,11 @@ def _eval(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from striate.apps import image_classification as ic
 
-    results = ic.classify(args.run, args.images, args.top_k, args.runs_dir)
+    if args.weights:  # no run: every positional argument is an image
+        args.images, args.run = [args.run, *args.images], None
+    results = ic.classify(
+        args.run, args.images, args.top_k, args.runs_dir, args.weights, args.model
+    )
     if args.json:
         rows = [
             {"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
@@ -232,6 +239,7 @@ def _add_train_image(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2, help="loader processes for streamed folders")
     p.add_argument("--option", type=model_option, action="append", help="model option KEY=VALUE")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    add_weights_args(p)
     add_engine_args(p)
     p.set_defaults(func=_train_image)
 
@@ -258,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = commands.add_parser("classify", help="top-5 classes for each image")
-    p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("run", metavar="RUN", help="a trained run (omit it with --weights)")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--weights", metavar="SPEC", help="pretrained weights instead of a run")
+    p.add_argument("--model", help="the model the --weights are for (e.g. resnet50)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")

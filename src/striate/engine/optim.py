@@ -21,14 +21,20 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    """Decay / no-decay groups; a model with ``lr_groups()`` (fine-tuning: a list of
+    (parameters, lr_scale, start_step)) gets that split for each of its groups, the group's
+    learning rate scaled by ``lr_scale`` and held at 0 before ``start_step``."""
+    plan = model.lr_groups() if hasattr(model, "lr_groups") else [(model.parameters(), 1.0, 0)]
+    groups = []
+    for params, scale, start in plan:
+        decay, no_decay = [], []
+        for param in params:
+            if param.requires_grad:
+                (decay if param.dim() >= 2 else no_decay).append(param)
+        for chosen, wd in ((decay, weight_decay), (no_decay, 0.0)):
+            groups.append({"params": chosen, "weight_decay": wd, "lr_scale": scale})
+            groups[-1]["start_step"] = start
+    return groups
 
 
 def build_optimizer(
@@ -130,7 +136,9 @@ def tail_multiplier(start_factor: float, progress: float) -> float:
     return start_factor * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
-    """Set every parameter group's learning rate to ``base_lr * factor``."""
+def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float, step: int) -> None:
+    """Set every parameter group's learning rate to ``base_lr * factor`` times the group's
+    ``lr_scale``, or 0 before the group's ``start_step`` (see :func:`parameter_groups`)."""
     for group in optimizer.param_groups:
-        group["lr"] = base_lr * factor
+        scale, start = group.get("lr_scale", 1.0), group.get("start_step", 0)
+        group["lr"] = 0.0 if step < start else base_lr * factor * scale

@@ -21,6 +21,12 @@ Choices:
   convolution becomes 96@5x5 stride 1 (the 3/2 overlapping pools stay; 32 px -> 15 -> 7
   -> 3), and the hidden FC width defaults to 1024 instead of 4096 (``fc_width`` sets it).
 * PyTorch's default initialization, not the paper's N(0, 0.01) with biases of 1.
+* ``variant="torchvision"``: the one-GPU network of Krizhevsky 2014 ("One weird trick for
+  parallelizing convolutional neural networks") that torchvision's ImageNet weights are
+  for, layer for layer: 64@11x11/4, 192@5x5, 384, 256, 256 @3x3, no LRN, adaptive average
+  pooling to 6x6 (so any side >= 63 px works), dropout *before* each of the first two FC
+  layers; 61,100,840 parameters at 1000 classes. Its ``features``/``head`` indices equal
+  torchvision's ``features``/``classifier`` ones.
 """
 
 from __future__ import annotations
@@ -54,8 +60,14 @@ class AlexNet(FeaturesThenHead):
         lrn: bool = True,
         groups: int = 1,
         dropout: float = 0.5,
+        variant: str = "paper",
     ) -> None:
         super().__init__()
+        if variant == "torchvision":
+            self._torchvision(num_classes, in_channels, image_size, fc_width or 4096, dropout)
+            return
+        if variant != "paper":
+            raise StriateError(f"AlexNet variant must be 'paper' or 'torchvision', got {variant!r}")
         if groups not in (1, 2):
             raise StriateError(f"AlexNet groups must be 1 or 2, got {groups}")
         small = image_size < 100 if small_input is None else bool(small_input)
@@ -93,6 +105,40 @@ class AlexNet(FeaturesThenHead):
             nn.Linear(width, num_classes),
         )
 
+    def _torchvision(
+        self, num_classes: int, in_channels: int, image_size: int, width: int, dropout: float
+    ) -> None:
+        side = conv_output_size(image_size, 11, 4, 2)
+        for kernel in (3, 3, 3):  # the three 3/2 max pools; the convolutions keep the size
+            side = conv_output_size(side, kernel, 2)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 11, 4, 2),
+            nn.ReLU(inplace=True),
+            pool2d("max", 3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            pool2d("max", 3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            pool2d("max", 3, 2),
+            nn.AdaptiveAvgPool2d(6),
+            nn.Flatten(),
+        )
+        self.num_features = 256 * 6 * 6
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(self.num_features, width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+            nn.Linear(width, num_classes),
+        )
+
 
 @register_model("alexnet", image_size=224, min_image_size=32, tags=("cnn", "classic", "imagenet"))
 def alexnet(
@@ -104,8 +150,9 @@ def alexnet(
     lrn: bool = True,
     groups: int = 1,
     dropout: float = 0.5,
+    variant: str = "paper",
 ) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012): 5 conv + 3 FC layers, LRN, overlapping pooling."""
     return AlexNet(
-        num_classes, in_channels, image_size, small_input, fc_width, lrn, groups, dropout
+        num_classes, in_channels, image_size, small_input, fc_width, lrn, groups, dropout, variant
     )
