@@ -433,9 +433,8 @@ class _Training:
         for its end). The batch's sums go into the log window."""
         config, precision = self.config, self.precision
         seed_step(config.seed, self.global_step, self.dist.rank, self.device)
-        set_lr(
-            self.optimizer, config.lr, self.factor(self.global_step, self.elapsed()), self.global_step
-        )
+        factor = self.factor(self.global_step, self.elapsed())
+        set_lr(self.optimizer, config.lr, factor, self.global_step)
         batch = _prepare(batch, self.device, self.channels_last)
         with precision.autocast():
             out = self.step_fn.train(trainable, batch)
