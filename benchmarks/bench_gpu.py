@@ -141,7 +141,7 @@ def lenet_striate(device: str, epochs: int, limit: int | None) -> dict[str, Any]
     with tempfile.TemporaryDirectory() as runs:
         result = train(replace(config, runs_dir=runs), on_epoch_end=on_epoch_end)
     _sync(device)
-    images = sum(r.get("count", 0) for r in result.fit.history if r.get("phase") == "train")
+    images = result.fit.step * MNIST_RECIPE["batch_size"]
     speeds = [r["samples_per_s"] for r in result.fit.history if "samples_per_s" in r]
     return {
         **start,
@@ -167,7 +167,7 @@ def lenet_plain(device: str, epochs: int, limit: int | None) -> dict[str, Any]:
     train = load_image_data(
         "mnist", "train", data_dir=folder, val_fraction=0.0, download=False, limit=limit
     )
-    test = load_image_data("mnist", "test", data_dir=folder, download=False)
+    test = load_image_data("mnist", "test", data_dir=folder, download=False, limit=limit)
 
     def on_device(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x = (data.images.to(device).float() / 255 - 0.1307) / 0.3081

@@ -434,6 +434,7 @@ def test_bad_inputs_and_states() -> None:
         SimpleRNNCell(0, H)
 
 
+@pytest.mark.cpu
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
 def test_runs_under_cpu_autocast(cell, input_dtype) -> None:
@@ -448,6 +449,7 @@ def test_runs_under_cpu_autocast(cell, input_dtype) -> None:
         assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
 
 
+@pytest.mark.cpu
 def test_flatten_parameters_is_a_no_op_on_cpu() -> None:
     layer = Recurrent("lstm", I, H, num_layers=2).double()  # .double() calls it too
     before = [p.clone() for p in layer.parameters()]

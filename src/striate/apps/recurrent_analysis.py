@@ -80,7 +80,7 @@ class AddingStep:
     def train(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
         inputs, targets = batch
         loss = F.mse_loss(model(inputs).float(), targets)
-        n = torch.tensor(targets.shape[0], device=targets.device)
+        n = torch.full((), targets.shape[0], device=targets.device)
         return StepOutput(loss, {"loss": loss.detach() * n, "count": n})
 
     def evaluate(
@@ -89,7 +89,7 @@ class AddingStep:
         inputs, targets = batch
         return {
             "loss": F.mse_loss(model(inputs).float(), targets, reduction="sum"),
-            "count": torch.tensor(targets.shape[0], device=targets.device),
+            "count": torch.full((), targets.shape[0], device=targets.device),
         }
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:

@@ -90,10 +90,12 @@ class ClassificationStep:
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         with torch.no_grad():
             n = targets.numel()
+            # torch.full fills on the device; torch.tensor(n, device=cuda) would copy from
+            # host memory and wait for the GPU: a host synchronisation at every step
             sums = {
                 "loss": loss.detach() * n,
                 "correct": (logits.argmax(-1) == targets).sum(),
-                "count": torch.tensor(n, device=targets.device),
+                "count": torch.full((), n, device=targets.device),
             }
         return StepOutput(loss, sums)
 
@@ -105,7 +107,7 @@ class ClassificationStep:
         sums = {
             "loss": F.cross_entropy(logits, targets, reduction="sum"),
             "correct": (logits.argmax(-1) == targets).sum(),
-            "count": torch.tensor(targets.numel(), device=targets.device),
+            "count": torch.full((), targets.numel(), device=targets.device),
         }
         if self.top_k:
             sums[f"top{self.top_k}"] = topk_correct(logits, targets, self.top_k)

@@ -117,7 +117,7 @@ def sequence_sums(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torc
     return {
         "loss": F.cross_entropy(flat_logits, flat_targets, reduction="sum"),
         "correct": (flat_logits.argmax(-1) == flat_targets).sum(),
-        "count": torch.tensor(flat_targets.numel(), device=targets.device),
+        "count": torch.full((), flat_targets.numel(), device=targets.device),
     }
 
 
