@@ -166,3 +166,30 @@ def test_checkpoint_metadata_without_a_key_is_one_line(tmp_path):
     ckpt = save_checkpoint(tmp_path, 1, {"w": torch.zeros(2)}, {"kind": "image-classification"})
     with pytest.raises(StriateError, match=r"meta.json: it has no 'model'"):
         load_classifier(ckpt)
+
+
+def test_a_picture_smaller_than_the_runs_model_takes_is_one_line(tmp_path, capsys):
+    import torch
+
+    from striate.models import create_model
+    from striate.models.classifier import ImageClassifier
+
+    net = create_model("lenet5", 10, 1, 32)
+    model = ImageClassifier(net, torch.zeros(1), torch.ones(1))
+    meta = {
+        "kind": "image-classification",
+        "model": net.striate_config,
+        "classes": [str(i) for i in range(10)],
+        "input": {"channels": 1, "image_size": 32},
+        "normalization": {"mean": [0.0], "std": [1.0]},
+        "data": "digits",
+    }
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoints", 1, model.state_dict(), meta)
+    for command in ("rf-picture", "receptive-field"):
+        argv = ["analyze", command, str(ckpt), "--image-size", "3"]
+        assert (
+            main([*argv, *(["--out", str(tmp_path / "f.png")] if command == "rf-picture" else [])])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "needs images of at least 28px, got 3px" in err, err

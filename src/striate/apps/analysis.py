@@ -43,7 +43,7 @@ from striate.data.sources.base import ImageData
 from striate.data.sources.images import load_image_data, read_image_file
 from striate.data.transforms.functional import to_square
 from striate.errors import StriateError
-from striate.models import create_model, list_models
+from striate.models import create_model, get_model_spec, list_models
 from striate.models.classifier import ImageClassifier
 
 
@@ -58,7 +58,21 @@ def resolve_network(
         net = create_model(str(model_or_run), 10, in_channels, image_size)
         return net, net.striate_config["image_size"]
     classifier, meta = load_classifier(model_or_run, runs_dir)
-    return classifier.net, image_size or meta["input"]["image_size"]
+    return classifier.net, _input_side(meta, image_size)
+
+
+def _input_side(meta: dict[str, Any], image_size: int | None) -> int:
+    """A run's input side, or ``image_size`` when given and at least the model's smallest
+    (a smaller picture would not reach the deepest layers: one line, not a conv error)."""
+    if image_size is None:
+        return meta["input"]["image_size"]
+    name = meta["model"]["name"]
+    smallest = get_model_spec(name).min_image_size
+    if image_size < smallest:
+        raise StriateError(
+            f"model {name!r} needs images of at least {smallest}px, got {image_size}px"
+        )
+    return image_size
 
 
 def receptive_field_table(
@@ -265,7 +279,7 @@ def _model_or_run(
         net = create_model(str(model_or_run), 10, 3, image_size)
         return net.eval(), net.striate_config["image_size"], 3, Path("."), f"{model_or_run}-"
     model, meta, folder = _run_with_model(model_or_run, runs_dir)
-    return model, image_size or meta["input"]["image_size"], meta["input"]["channels"], folder, ""
+    return model, _input_side(meta, image_size), meta["input"]["channels"], folder, ""
 
 
 def receptive_field_picture(
