@@ -1,0 +1,45 @@
+"""Small inputs the predictor, API and browser tests share (made here, never read from disk)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zipfile
+import zlib
+
+from PIL import Image, ImageDraw
+
+
+def png_bytes(size: tuple[int, int] = (40, 40), mode: str = "L", digit: bool = True) -> bytes:
+    """A PNG: a white stroke like a hand-drawn 1 on black (or plain grey)."""
+    image = Image.new(mode, size, 0 if digit else 128)
+    if digit:
+        ImageDraw.Draw(image).line(
+            [(size[0] // 2, 4), (size[0] // 2, size[1] - 4)], fill=255, width=4
+        )
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def bomb_png(side: int = 100_000) -> bytes:
+    """A valid PNG header claiming side x side pixels (a decompression bomb's shape) with a
+    tiny body: refusing it must not decode anything."""
+    small = png_bytes((1, 1), digit=False)
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    patched = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    return small[:8] + patched + small[8 + 25 :]
+
+
+def frames_zip(count: int, size: int = 16) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for i in range(count):
+            archive.writestr(f"frame-{i:03d}.png", png_bytes((size, size)))
+    return out.getvalue()
