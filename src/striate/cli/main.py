@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = tuple(
     f"striate.cli.{name}"
     for name in (
         "predict",
+        "serve",
         "sentiment",
         "translation",
         "captioning",
