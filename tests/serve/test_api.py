@@ -141,6 +141,9 @@ def test_malformed_requests_never_take_the_server_down(client):
     assert "options" in _error(post(b'{"inputs": "a", "options": 3}'), 400)
     assert "unknown field" in _error(post(b'{"inputs": "a", "extra": 1}'), 400)
     assert "finite" in _error(post(b'{"inputs": "a", "options": {"temperature": NaN}}'), 400)
+    assert "unknown option 'inputs'" in _error(
+        post(b'{"inputs": "a", "options": {"inputs": 1}}'), 400
+    )
     assert "larger than 200,000 bytes" in _error(post(b" " * 200_001), 413)
     assert client.get("/api/chars").status_code == 200  # still serving
 

@@ -46,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.errors import StriateError
 from striate.predict import SERVE_LIMITS, Limits, Predictor, load
+from striate.predict.base import no_unknown
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 16 * 2**20  # one request's body
@@ -205,6 +206,7 @@ def _run_on_clip(predictor: Predictor, inputs: Any, options: dict[str, Any]) -> 
 def run_prediction(predictor: Predictor, inputs: Any, options: dict[str, Any]) -> Any:
     """Decode a JSON request's inputs for the predictor's task and predict (in a worker
     thread: this blocks)."""
+    no_unknown(options, predictor.options)  # before a key can collide with an argument
     kind = predictor.kind
     if kind in ("image-classification", "image-captioning"):
         return predictor.predict(_images(inputs, predictor.limits), **options)
@@ -248,6 +250,7 @@ async def sse_events(
 ) -> AsyncIterator[str]:
     """Server-sent events of a text stream; leaving early (the client stopped) stops the
     sampling thread."""
+    no_unknown(options, predictor.options)
     stream = predictor.stream(prime, **options)  # bad options raise here, before the 200
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()

@@ -12,13 +12,14 @@ function showMap(index) {
   if (!current || !current.attention || index < 0) return;
   const [h, w] = current.attention.grid;
   const map = current.attention.maps[index];
-  let peak = 0;
-  map.forEach((row) => row.forEach((v) => { peak = Math.max(peak, v); }));
+  let peak = -Infinity, low = Infinity;  // shown relative to the map's own range
+  map.forEach((row) => row.forEach((v) => { peak = Math.max(peak, v); low = Math.min(low, v); }));
+  const range = peak - low;
   const small = document.createElement("canvas");
   small.width = w; small.height = h;
   const cells = small.getContext("2d").createImageData(w, h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const k = 4 * (y * w + x), a = peak > 0 ? map[y][x] / peak : 0;
+    const k = 4 * (y * w + x), a = range > 1e-6 ? (map[y][x] - low) / range : 1;
     cells.data[k] = 0; cells.data[k + 1] = 0; cells.data[k + 2] = 0;
     cells.data[k + 3] = Math.round(200 * (1 - a));  // dark where the model did not look
   }
@@ -38,7 +39,7 @@ async function caption(file) {
   const results = await predict([base64], { beam: numberValue("beam") });
   if (!results) return;
   current = results[0];
-  $("caption").textContent = current.caption;
+  $("caption").textContent = current.caption || "(an empty caption)";
   $("attention-hint").textContent = current.attention
     ? "Point at a word to see where the model looked for it."
     : "This model has no attention (train with --attention to see where it looks).";

@@ -42,12 +42,12 @@ function sendCanvas() { send(canvas.toDataURL("image/png").split(",")[1]); }
 canvas.addEventListener("pointerdown", (e) => {
   drawing = true; last = point(e); canvas.setPointerCapture(e.pointerId);
   ctx.beginPath(); ctx.fillStyle = "#fff";
-  ctx.arc(last[0], last[1], 9, 0, 2 * Math.PI); ctx.fill();
+  ctx.arc(last[0], last[1], 13, 0, 2 * Math.PI); ctx.fill();
 });
 canvas.addEventListener("pointermove", (e) => {
   if (!drawing) return;
   const p = point(e);
-  ctx.strokeStyle = "#fff"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = 26; ctx.lineCap = "round"; ctx.lineJoin = "round";
   ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
   last = p;
   sendCanvas();

@@ -18,7 +18,7 @@ async function translate() {
     const src = document.createElement("div");
     src.className = "src"; src.textContent = r.source;
     const out = document.createElement("div");
-    out.className = "big translation"; out.textContent = r.translation;
+    out.className = "big translation"; out.textContent = r.translation || "(an empty translation)";
     const score = document.createElement("div");
     score.className = "status"; score.textContent = `score ${r.score.toFixed(3)} (beam ${options.beam})`;
     box.append(src, out, score);
