@@ -43,3 +43,21 @@ def frames_zip(count: int, size: int = 16) -> bytes:
         for i in range(count):
             archive.writestr(f"frame-{i:03d}.png", png_bytes((size, size)))
     return out.getvalue()
+
+
+def mp4_bytes(frames: int = 5, side: int = 16) -> bytes:
+    """A tiny MPEG-4 video (PyAV), ``frames`` grey frames getting lighter."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = side, side, "yuv420p"
+        for i in range(frames):
+            pixels = np.full((side, side, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()

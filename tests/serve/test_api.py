@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 import httpx
 from fastapi.testclient import TestClient
-from serve_inputs import b64, bomb_png, frames_zip, png_bytes
+from serve_inputs import b64, bomb_png, frames_zip, mp4_bytes, png_bytes
 
 from striate.errors import StriateError
 from striate.serve.app import create_app, run_names
@@ -162,8 +162,12 @@ def test_concurrent_requests_are_all_answered(app):
     assert len({json.dumps(a.json()) for a in answers}) == 1  # the same image, the same answer
 
 
-def test_uploads_leave_no_file_behind(client):
+def test_a_video_file_is_labelled_and_leaves_no_file_behind(client):
+    pytest.importorskip("av", reason="the video extra (PyAV) is not installed")
     before = set(Path(tempfile.gettempdir()).glob("striate-upload-*"))
+    clip = {"video": b64(mp4_bytes(frames=5)), "name": "clip.mp4"}
+    frames = _predict(client, "video-classification", clip).json()["results"]["frames"]
+    assert [f["frame"] for f in frames] == [0, 1, 2, 3, 4]
     _predict(client, "video-classification", {"video": b64(b"junk"), "name": "a.mp4"})
     assert set(Path(tempfile.gettempdir()).glob("striate-upload-*")) == before
 
