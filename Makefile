@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,tensorboard,video]"
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,serve]"
 	touch $(STAMP)
 
 demo: setup
@@ -28,6 +28,7 @@ demo: setup
 	$(VENV)/bin/striate eval runs/demo
 	$(PY) examples/export_digits.py runs/demo/samples 4
 	$(VENV)/bin/striate classify runs/demo runs/demo/samples/*.png
+	@echo "Try it in a browser: $(VENV)/bin/striate serve runs/demo   (then open http://127.0.0.1:8000)"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts

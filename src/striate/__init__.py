@@ -6,7 +6,8 @@ The public API (the command line calls exactly these):
 - data: :func:`load_image_data`
 - training: :class:`EngineConfig`, :func:`fit`, :class:`ImageTrainConfig`, :func:`train_image`,
   :func:`resume_image`
-- using a run: :func:`evaluate_image`, :func:`classify`, :func:`load_classifier`
+- using a run: :func:`load` (a predictor for any task's run), :func:`evaluate_image`,
+  :func:`classify`, :func:`load_classifier`
 
 Names are imported on first use, so ``import striate`` stays cheap.
 """
@@ -32,6 +33,7 @@ _EXPORTS = {
     "list_models": ("striate.models", "list_models"),
     "register_model": ("striate.models", "register_model"),
     "StriateError": ("striate.errors", "StriateError"),
+    "load": ("striate.predict", "load"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -40,7 +40,7 @@ from striate.apps._runs import (
 )
 from striate.apps.image_classification import load_classifier
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_attention_words
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
@@ -297,6 +297,11 @@ def load_captioner(
 ) -> tuple[Captioner, WordVocab, dict[str, Any]]:
     """Rebuild a trained captioner (eval mode, CPU) with its vocabulary and metadata."""
     ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "an image captioner", runs_dir)
+    return (*captioner_from_checkpoint(ckpt), ckpt.meta)
+
+
+def captioner_from_checkpoint(ckpt: Checkpoint) -> tuple[Captioner, WordVocab]:
+    """The captioner (eval mode, CPU) and word vocabulary a loaded checkpoint holds."""
     meta = ckpt.meta
     spec = meta["encoder"]
     net = create_model(
@@ -307,8 +312,7 @@ def load_captioner(
     encoder = ImageClassifier(drop_head(net), norm["mean"], norm["std"])
     model = Captioner(encoder, **meta["captioner"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    vocab = WordVocab.from_json(meta["vocab"])
-    return model.eval(), vocab, meta
+    return model.eval(), WordVocab.from_json(meta["vocab"])
 
 
 def _generate_ids(
@@ -356,7 +360,7 @@ def generate(
     return [detokenize(vocab.decode(row)) for row in rows]
 
 
-def _read_images(images: Sequence[str | Path | torch.Tensor], size: int) -> torch.Tensor:
+def read_images(images: Sequence[str | Path | torch.Tensor], size: int) -> torch.Tensor:
     batch = []
     for item in images:
         image = item if isinstance(item, torch.Tensor) else read_image_file(item, 3)
@@ -379,10 +383,13 @@ def caption(
     runs_dir: str | Path = DEFAULT_ROOT,
 ) -> list[str]:
     """One caption per image: files (any common format) or tensors (C, H, W) with values
-    0..255 (uint8) or 0..1 (float); centre-cropped and resized to the model's input size."""
-    model, vocab, meta = load_captioner(run, runs_dir)
-    batch = _read_images(images, meta["input"]["image_size"])
-    return generate(model, vocab, batch, beam, meta["max_len"])
+    0..255 (uint8) or 0..1 (float); centre-cropped and resized to the model's input size
+    (see :class:`striate.predict.caption.CaptionPredictor`, which this calls)."""
+    from striate.predict import load
+
+    predictor = load(run, kind=KIND, runs_dir=runs_dir)
+    rows = predictor.predict(list(images), beam=beam, attention=False)
+    return [row["caption"] for row in rows]
 
 
 @dataclass
@@ -407,13 +414,22 @@ def attention_weights(
     (Show, Attend and Tell §3.1.2), reshaped to the map's (h, w) grid.
     A run trained without attention is a :class:`StriateError`."""
     model, vocab, meta = load_captioner(run, runs_dir)
+    pixels = read_images([image], meta["input"]["image_size"])
+    return word_attention(model, vocab, pixels, beam, meta["max_len"])
+
+
+def word_attention(
+    model: Captioner, vocab: WordVocab, pixels: torch.Tensor, beam: int, max_len: int
+) -> WordAttention:
+    """:func:`attention_weights` for a loaded model and one image ``pixels`` (1, 3, S, S)
+    uint8 as the model sees it."""
     if model.attention is None:
         raise StriateError("this captioner has no attention; train with --attention")
-    pixels = _read_images([image], meta["input"]["image_size"])
-    (row,) = _generate_ids(model, vocab, pixels, beam, meta["max_len"])
+    (row,) = _generate_ids(model, vocab, pixels, beam, max_len)
     words = vocab.decode(row)
     tokens_in = torch.tensor([vocab.encode(words, bos=True)])  # <bos> w_1 … w_n
-    alphas = model.attention_maps(pixels, tokens_in)[0, : len(words)]  # α_t predicts w_t
+    device = next(model.parameters()).device
+    alphas = model.attention_maps(pixels.to(device), tokens_in.to(device))[0, : len(words)].cpu()
     side = math.isqrt(alphas.shape[-1])
     if side * side != alphas.shape[-1]:
         raise StriateError(f"the feature map of {alphas.shape[-1]} positions is not square")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from striate import __version__
 from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.batching import StreamBatches, TensorBatches
@@ -32,7 +32,6 @@ from striate.data.sources.images import (
     ImageFolderStream,
     estimate_folder_bytes,
     load_image_data,
-    read_image_file,
 )
 from striate.data.transforms.augment import build_augmentation
 from striate.data.transforms.functional import channel_mean_std, to_square
@@ -43,7 +42,6 @@ from striate.engine.steps import ClassificationStep, topk_correct
 from striate.errors import StriateError
 from striate.models import create_model, get_model_spec
 from striate.models.classifier import ImageClassifier
-from striate.weights.pretrained import fit_image
 
 KIND = "image-classification"
 
@@ -322,6 +320,11 @@ def load_classifier(
 ) -> tuple[ImageClassifier, dict[str, Any]]:
     """Rebuild a trained classifier (in eval mode, on CPU) from a run or checkpoint directory."""
     ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "an image classifier", runs_dir)
+    return classifier_from_checkpoint(ckpt), ckpt.meta
+
+
+def classifier_from_checkpoint(ckpt: Checkpoint) -> ImageClassifier:
+    """The classifier a loaded image-classification checkpoint holds (eval mode, CPU)."""
     meta = ckpt.meta
     cfg = meta["model"]
     net = create_model(
@@ -330,7 +333,7 @@ def load_classifier(
     norm = meta["normalization"]
     model = ImageClassifier(net, norm["mean"], norm["std"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval(), meta
+    return model.eval()
 
 
 def evaluate(
@@ -397,41 +400,17 @@ def classify(
     weights: str | None = None,
     model_name: str | None = None,
 ) -> list[list[tuple[str, float]]]:
-    """Top-k (class, probability) pairs for each image, like the lecture's table.
+    """Top-k (class, probability) pairs for each image, like the lecture's table (see
+    :class:`striate.predict.image.ImageClassifierPredictor`, which this calls)."""
+    from striate.predict import load
 
-    Images are files (any common format) or tensors (C, H, W) with values 0..255 (uint8) or
-    0..1 (float); they are centre-cropped to a square and resized to the model's input size
-    (or resized to 256 and centre-cropped to 224, for ImageNet weights). ``weights`` (a
-    SPEC, e.g. ``torchvision:resnet50``) classifies with pretrained weights instead of a run.
-    """
-    if top_k < 1:
-        raise StriateError("top-k must be at least 1")
     if weights:
-        from striate.weights import pretrained_classifier
+        from striate.predict.image import ImageClassifierPredictor
 
-        model, meta = pretrained_classifier(weights, model_name, runs_dir=runs_dir)
+        predictor = ImageClassifierPredictor.from_weights(weights, model_name, runs_dir=runs_dir)
     elif run is None:
         raise StriateError("give a run to classify with, or pretrained weights")
     else:
-        model, meta = load_classifier(run, runs_dir)
-    channels, size = meta["input"]["channels"], meta["input"]["image_size"]
-    batch = []
-    for item in images:
-        image = item if isinstance(item, torch.Tensor) else read_image_file(item, channels)
-        if image.dim() != 3 or image.shape[0] != channels:
-            raise StriateError(
-                f"image of shape {tuple(image.shape)} does not fit: "
-                f"the model takes {channels} channel(s)"
-            )
-        image = image.float().div(255) if image.dtype == torch.uint8 else image.float()
-        batch.append(fit_image(image, size, meta.get("preprocess")))
-    if not batch:
-        raise StriateError("no images given")
-    with torch.inference_mode():
-        probs = model(torch.stack(batch)).float().softmax(-1)
-    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    classes = meta["classes"]
-    return [
-        [(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist(), strict=True)]
-        for ps, idx in zip(top.values, top.indices, strict=True)
-    ]
+        predictor = load(run, kind=KIND, runs_dir=runs_dir)
+    rows = predictor.predict(list(images), top_k=top_k)
+    return [[(t["class"], t["probability"]) for t in row["top"]] for row in rows]

@@ -36,7 +36,7 @@ from striate.apps._runs import (
     saved_config,
 )
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
@@ -259,17 +259,23 @@ def load_sentiment_model(
 ) -> tuple[SentimentRNN, WordVocab, dict[str, Any]]:
     """Rebuild a trained sentence classifier (eval mode, CPU), its vocabulary and metadata."""
     ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a sentiment classifier", runs_dir)
-    meta = ckpt.meta
-    model = SentimentRNN(**meta["model"])
+    return (*sentiment_model_from_checkpoint(ckpt), ckpt.meta)
+
+
+def sentiment_model_from_checkpoint(ckpt: Checkpoint) -> tuple[SentimentRNN, WordVocab]:
+    """The sentence classifier (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
+    model = SentimentRNN(**ckpt.meta["model"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    vocab = vocab_from_json(meta["vocab"])
+    vocab = vocab_from_json(ckpt.meta["vocab"])
     if not isinstance(vocab, WordVocab):
         raise StriateError(f"checkpoint {ckpt.path} does not hold a word vocabulary")
-    return model.eval(), vocab, meta
+    return model.eval(), vocab
 
 
 @torch.inference_mode()
-def _probabilities(model: SentimentRNN, ids: list[list[int]], device: torch.device) -> torch.Tensor:
+def class_probabilities(
+    model: SentimentRNN, ids: list[list[int]], device: torch.device
+) -> torch.Tensor:
     """(N, classes) softmax probabilities, computed in length-sorted batches."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     probs = torch.empty(len(ids), model.head.out_features)
@@ -283,20 +289,14 @@ def _probabilities(model: SentimentRNN, ids: list[list[int]], device: torch.devi
 def predict(
     run: str | Path, texts: Sequence[str], runs_dir: str | Path = DEFAULT_ROOT
 ) -> list[tuple[str, float]]:
-    """(label, probability) of the most likely class for each text."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not texts:
-        raise StriateError("no texts given")
-    for number, text in enumerate(texts, 1):
-        if not isinstance(text, str) or not text.strip():
-            raise StriateError(f"text {number} is empty")
-    model, vocab, meta = load_sentiment_model(run, runs_dir)
-    settings = meta["tokenization"]
-    ids = encode_texts(texts, vocab, settings["lowercase"], settings["max_length"])
-    best = _probabilities(model, ids, torch.device("cpu")).max(-1)
-    classes = meta["classes"]
-    return [(classes[i], float(p)) for p, i in zip(best.values, best.indices, strict=True)]
+    """(label, probability) of the most likely class for each text (see
+    :class:`striate.predict.sentiment.SentimentPredictor`, which this calls)."""
+    from striate.predict import load
+
+    rows = load(run, kind=KIND, runs_dir=runs_dir).predict(
+        list(texts) if not isinstance(texts, str) else texts
+    )
+    return [(row["label"], row["probability"]) for row in rows]
 
 
 def evaluate(
@@ -335,7 +335,7 @@ def evaluate(
     model.to(dev)
     settings = meta["tokenization"]
     ids = encode_texts(dataset.texts, vocab, settings["lowercase"], settings["max_length"])
-    probs = _probabilities(model, ids, dev)
+    probs = class_probabilities(model, ids, dev)
     predicted = probs.argmax(-1)
     n = len(classes)
     confusion = torch.bincount(labels * n + predicted, minlength=n * n).view(n, n)

@@ -31,7 +31,7 @@ from striate.apps._runs import (
     recurrent_engine_defaults,
     saved_config,
 )
-from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.sources.text import load_text, split_text
 from striate.data.text_batches import TokenStream
@@ -228,10 +228,14 @@ def load_text_model(
 ) -> tuple[CharRNN, CharVocab, dict[str, Any]]:
     """Rebuild a trained character model (eval mode, CPU) and its vocabulary."""
     ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a text model", runs_dir)
-    meta = ckpt.meta
-    model = CharRNN(**meta["model"])
+    return (*text_model_from_checkpoint(ckpt), ckpt.meta)
+
+
+def text_model_from_checkpoint(ckpt: Checkpoint) -> tuple[CharRNN, CharVocab]:
+    """The character model (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
+    model = CharRNN(**ckpt.meta["model"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval(), CharVocab.from_json(meta["vocab"]), meta
+    return model.eval(), CharVocab.from_json(ckpt.meta["vocab"])
 
 
 def generate(
@@ -304,6 +308,11 @@ def sample(
     seed: int | None = None,
     runs_dir: str | Path = DEFAULT_ROOT,
 ) -> Iterator[str]:
-    """Stream text from a trained run, one character at a time (see :func:`generate`)."""
-    model, vocab, _ = load_text_model(run, runs_dir)
-    return generate(model, vocab, prime, temperature, top_k, length, seed)
+    """Stream text from a trained run, one character at a time (see :func:`generate`;
+    this calls :class:`striate.predict.text.TextGeneratorPredictor`). ``top_k`` None: all
+    characters."""
+    from striate.predict import load
+
+    predictor = load(run, kind=KIND, runs_dir=runs_dir)
+    return predictor.stream(prime, temperature=temperature, top_k=top_k,
+                            length=length, seed=seed)  # fmt: skip

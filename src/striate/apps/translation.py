@@ -40,7 +40,7 @@ from striate.apps._runs import (
     saved_config,
 )
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_checkpoint, load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.parallel import ParallelText, load_parallel
@@ -340,10 +340,25 @@ class Translator:
         max_len: int | None = None,
     ) -> list[list[str]]:
         """Target tokens for each sentence (blank sentences give no tokens)."""
+        return [tokens for tokens, _ in self.translate_scored(sentences, beam, length_penalty,
+                                                              max_len, scores=False)]  # fmt: skip
+
+    @torch.no_grad()
+    def translate_scored(
+        self,
+        sentences: Sequence[str],
+        beam: int = 5,
+        length_penalty: float = 0.6,
+        max_len: int | None = None,
+        scores: bool = True,
+    ) -> list[tuple[list[str], float | None]]:
+        """(target tokens, score) for each sentence; the score is the best hypothesis's
+        length-normalized log-probability log P(y|x) / lp(y) (None for a blank sentence, or
+        without ``scores``: then beam 1 is plain greedy decoding)."""
         if beam < 1:
             raise StriateError("the beam size must be at least 1")
         ids = [self.preprocessing.src_ids(self.src_vocab, s) for s in sentences]
-        out: list[list[str]] = [[] for _ in sentences]
+        out: list[tuple[list[str], float | None]] = [([], None) for _ in sentences]
         todo = sorted((i for i, s in enumerate(sentences) if s.strip()), key=lambda i: len(ids[i]))
         was_training = self.model.training
         self.model.eval()
@@ -356,15 +371,16 @@ class Translator:
                 src, lengths = pad_sequences([ids[i] for i in chunk], self.src_vocab.pad_id)
                 step, state = self.model.decoder(src.to(device), lengths, banned)
                 limit = max_len or min(int(1.5 * int(lengths.max())) + 10, 250)
-                if beam == 1:
+                found_scores: list[float | None] = [None] * len(chunk)
+                if beam == 1 and not scores:
                     found = greedy_decode(step, state, len(chunk), tgt.bos_id, tgt.eos_id, limit)
                 else:
-                    found = beam_search(
+                    found, found_scores = beam_search(
                         step, state, len(chunk), tgt.bos_id, tgt.eos_id, beam, limit,
-                        length_penalty,
+                        length_penalty, return_scores=True,
                     )  # fmt: skip
-                for i, hyp in zip(chunk, found, strict=True):
-                    out[i] = tgt.decode(hyp)
+                for i, hyp, score in zip(chunk, found, found_scores, strict=True):
+                    out[i] = (tgt.decode(hyp), None if score is None else float(score))
         finally:
             self.model.train(was_training)
         return out
@@ -386,15 +402,19 @@ def load_translator(
 ) -> Translator:
     """Rebuild a trained translator (eval mode) from a run or checkpoint directory."""
     ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a translation model", runs_dir)
+    return translator_from_checkpoint(ckpt).to(resolve_device(device))
+
+
+def translator_from_checkpoint(ckpt: Checkpoint) -> Translator:
+    """The translator (eval mode, CPU) a loaded translation checkpoint holds."""
     meta = ckpt.meta
     model = Seq2Seq(**meta["model"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
     src_vocab = WordVocab.from_json(meta["src_vocab"])
     tgt_vocab = WordVocab.from_json(meta["tgt_vocab"])
-    translator = Translator(
+    return Translator(
         model.eval(), src_vocab, tgt_vocab, Preprocessing(**meta["preprocessing"]), meta
     )
-    return translator.to(resolve_device(device))
 
 
 def translate(
@@ -407,13 +427,14 @@ def translate(
     runs_dir: str | Path = DEFAULT_ROOT,
 ) -> list[str]:
     """Translate ``sentences`` with a trained run: beam search (``beam`` 1: greedy) with
-    Wu et al.'s length normalization ``length_penalty``; one output line per sentence."""
-    if isinstance(sentences, str):
-        sentences = [sentences]
-    if not sentences:
-        raise StriateError("no sentences to translate")
-    translator = load_translator(run, runs_dir, device)
-    return translator.translate(list(sentences), beam, length_penalty, max_len)
+    Wu et al.'s length normalization ``length_penalty``; one output line per sentence (see
+    :class:`striate.predict.translation.TranslationPredictor`, which this calls)."""
+    from striate.predict import load
+
+    predictor = load(run, device, kind=KIND, runs_dir=runs_dir)
+    items = [sentences] if isinstance(sentences, str) else list(sentences)
+    rows = predictor.predict(items, beam=beam, length_penalty=length_penalty, max_length=max_len)
+    return [row["translation"] for row in rows]
 
 
 def evaluate(

@@ -31,7 +31,7 @@ from striate.apps._runs import (
     saved_config,
 )
 from striate.artifacts.atomic import write_json
-from striate.artifacts.checkpoint import load_state_strict
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.batching import TensorBatches
 from striate.data.sources.moving_digits import MovingDigits
@@ -39,10 +39,9 @@ from striate.data.sources.video import (
     FOLDER_PREFIX,
     MOVING_DIGITS,
     VideoData,
-    load_clip,
     load_video_data,
 )
-from striate.data.transforms.functional import channel_mean_std, to_square
+from striate.data.transforms.functional import channel_mean_std
 from striate.engine.device import resolve_device
 from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
@@ -233,11 +232,16 @@ def load_video_model(
 ) -> tuple[VideoClassifier, dict[str, Any]]:
     """Rebuild a trained frame classifier (eval mode, CPU) and its checkpoint's facts."""
     ckpt = load_task_checkpoint(run, KIND, "a video classifier", runs_dir)
+    return video_model_from_checkpoint(ckpt), ckpt.meta
+
+
+def video_model_from_checkpoint(ckpt: Checkpoint) -> VideoClassifier:
+    """The frame classifier (eval mode, CPU) a loaded video checkpoint holds."""
     meta = ckpt.meta
     norm = meta["normalization"]
     model = VideoClassifier(**meta["model"], mean=norm["mean"], std=norm["std"])
     load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval(), meta
+    return model.eval()
 
 
 def evaluate(
@@ -311,25 +315,10 @@ def label_video(
     ``clip`` is a folder of frame images, a video file (PyAV), or a tensor (T, C, H, W) of
     uint8 values 0..255 (or floats 0..1); frames are resized to the model's input size. A
     label file is not needed. Each frame's label depends only on it and the frames before
-    it, unless the model is bidirectional.
+    it, unless the model is bidirectional (see
+    :class:`striate.predict.video.VideoPredictor`, which this calls).
     """
-    model, meta = load_video_model(run, runs_dir)
-    channels, size = meta["input"]["channels"], meta["input"]["image_size"]
-    if isinstance(clip, torch.Tensor):
-        frames = clip
-        if frames.dim() != 4 or frames.shape[1] != channels or len(frames) == 0:
-            raise StriateError(
-                f"clip of shape {tuple(frames.shape)} does not fit: expected (T, {channels}, H, W)"
-            )
-        frames = to_square(frames, size)
-    else:
-        frames, _ = load_clip(clip, channels, size, with_labels=False)
-    x = frames.float().div(255) if frames.dtype == torch.uint8 else frames.float()
-    with torch.inference_mode():
-        probs = model(x.unsqueeze(0))[0].float().softmax(-1)
-    best = probs.max(-1)
-    classes = meta["classes"]
-    return [
-        (classes[i], float(p))
-        for p, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
-    ]
+    from striate.predict import load
+
+    rows = load(run, kind=KIND, runs_dir=runs_dir).predict(clip)["frames"]
+    return [(row["label"], row["probability"]) for row in rows]

@@ -42,27 +42,6 @@ def _train(args: argparse.Namespace) -> int:
     )
 
 
-def _caption(args: argparse.Namespace) -> int:
-    from striate.apps import captioning as cap
-
-    captions = cap.caption(args.run, args.images, args.beam, args.runs_dir)
-    pictures = [
-        cap.attention_picture(args.run, image, args.beam, runs_dir=args.runs_dir)
-        for image in (args.images if args.attention_map else [])
-    ]  # drawn before anything is printed, so a run without attention fails with one line
-    if args.json:
-        rows = [{"image": i, "caption": c} for i, c in zip(args.images, captions, strict=True)]
-        for row, picture in zip(rows, pictures, strict=False):
-            row["attention_map"] = str(picture)
-        print(json.dumps(rows))
-        return 0
-    for image, text in zip(args.images, captions, strict=True):
-        print(f"{image}: {text}")
-    for picture in pictures:
-        print(f"wrote {picture}")
-    return 0
-
-
 def _eval(args: argparse.Namespace) -> int:
     from striate.apps import captioning as cap
 
@@ -120,19 +99,6 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--beam", type=int, default=3, help="beam width of the final validation BLEU")
     add_engine_args(p)
     p.set_defaults(func=_train)
-
-    p = commands.add_parser("caption", help="describe images in words, from a captioning run")
-    p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--beam", type=int, default=3, help="beam width (1: greedy)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--attention-map",
-        action="store_true",
-        help="also draw where the model looked for each word (RUN/analysis/attention-IMAGE.png)",
-    )
-    p.set_defaults(func=_caption)
 
     p = commands.add_parser("eval-caption", help="BLEU-1..4 of a captioning run on a split")
     p.add_argument("run")

@@ -30,6 +30,8 @@ from striate.errors import StriateError
 COMMAND_MODULES: tuple[str, ...] = tuple(
     f"striate.cli.{name}"
     for name in (
+        "predict",
+        "serve",
         "sentiment",
         "translation",
         "captioning",
@@ -67,21 +69,6 @@ def _train_text(args: argparse.Namespace) -> int:
     from striate.apps import text_generation as tg
 
     return report_run(train_or_resume(tg, tg.TextTrainConfig, args, tg.text_engine_defaults()))
-
-
-def _sample(args: argparse.Namespace) -> int:
-    from striate.apps import text_generation as tg
-
-    stream = tg.sample(
-        args.run, args.prime, args.temperature, args.top_k, args.length, args.seed, args.runs_dir
-    )
-    sys.stdout.write(args.prime)
-    for piece in stream:
-        sys.stdout.write(piece)
-        if piece == "\n":
-            sys.stdout.flush()
-    sys.stdout.write("\n")
-    return 0
 
 
 # the app and default split that ``striate eval`` uses for each kind of run
@@ -127,29 +114,6 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"  accuracy {acc:.4f}   top-5 {top5:.4f}   loss {loss:.4f}")
     print_per_class(report["per_class_accuracy"])
     print(f"confusion matrix: {report['confusion_png']}")
-    return 0
-
-
-def _classify(args: argparse.Namespace) -> int:
-    from striate.apps import image_classification as ic
-
-    if args.weights:  # no run: every positional argument is an image
-        args.images, args.run = [args.run, *args.images], None
-    results = ic.classify(
-        args.run, args.images, args.top_k, args.runs_dir, args.weights, args.model
-    )
-    if args.json:
-        rows = [
-            {"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
-            for img, top in zip(args.images, results, strict=True)
-        ]
-        print(json.dumps(rows))
-        return 0
-    for image, top in zip(args.images, results, strict=True):
-        print(image)
-        width = max(len(c) for c, _ in top)
-        for rank, (name, prob) in enumerate(top, 1):
-            print(f"  {rank}. {name:<{width}}  {prob:7.2%}  {'█' * round(prob * 30)}")
     return 0
 
 
@@ -264,26 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
-
-    p = commands.add_parser("classify", help="top-5 classes for each image")
-    p.add_argument("run", metavar="RUN", help="a trained run (omit it with --weights)")
-    p.add_argument("images", nargs="*", metavar="IMAGE")
-    p.add_argument("--weights", metavar="SPEC", help="pretrained weights instead of a run")
-    p.add_argument("--model", help="the model the --weights are for (e.g. resnet50)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_classify)
-
-    p = commands.add_parser("sample", help="stream text from a trained character model")
-    p.add_argument("run")
-    p.add_argument("--prime", default="\n", help="text to start from")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=40, help="0: sample from all characters")
-    p.add_argument("--length", type=int, default=2000)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--runs-dir", default="runs")
-    p.set_defaults(func=_sample)
 
     analyze = commands.add_parser("analyze", help="look inside a model or a run")
     analyses = analyze.add_subparsers(dest="analysis", required=True, parser_class=Parser)

@@ -17,11 +17,9 @@ from typing import Any
 from striate.cli.common import (
     add_engine_args,
     print_per_class,
-    read_lines,
     report_run,
     train_or_resume,
 )
-from striate.errors import StriateError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -30,26 +28,6 @@ def _train(args: argparse.Namespace) -> int:
     engine = sa.sentiment_engine_defaults()
     config_cls = sa.SentimentTrainConfig
     return report_run(train_or_resume(sa, config_cls, args, engine, lowercase=not args.cased))
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from striate.apps import sentiment as sa
-
-    texts = list(args.texts) + (read_lines(args.file) if args.file else [])
-    if not texts:
-        raise StriateError("give texts to classify, or --file FILE (one text per line)")
-    results = sa.predict(args.run, texts, args.runs_dir)
-    if args.json:
-        rows = [
-            {"text": text, "label": label, "probability": prob}
-            for text, (label, prob) in zip(texts, results, strict=True)
-        ]
-        print(json.dumps(rows))
-        return 0
-    width = max(len(label) for label, _ in results)
-    for text, (label, prob) in zip(texts, results, strict=True):
-        print(f"{label:<{width}}  {prob:6.2%}  {text}")
-    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -91,16 +69,6 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--cased", action="store_true", help="do not lower-case the texts")
     add_engine_args(p)
     p.set_defaults(func=_train)
-
-    p = commands.add_parser(
-        "predict-sentiment", help="label and probability for each text, from a sentiment run"
-    )
-    p.add_argument("run")
-    p.add_argument("texts", nargs="*", metavar="TEXT")
-    p.add_argument("--file", help="more texts, one per line (- reads standard input)")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_predict)
 
     p = commands.add_parser(
         "eval-sentiment", help="accuracy, macro F1, per-class F1 and confusion on a split"

@@ -19,11 +19,9 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
-    read_lines,
     report_run,
     train_or_resume,
 )
-from striate.errors import StriateError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -32,26 +30,6 @@ def _train(args: argparse.Namespace) -> int:
     engine = mt.translate_engine_defaults()
     config_cls = mt.TranslateTrainConfig
     return report_run(train_or_resume(mt, config_cls, args, engine, lowercase=not args.cased))
-
-
-def _translate(args: argparse.Namespace) -> int:
-    from striate.apps import translation as mt
-
-    from_file = read_lines(args.file, "sentence", keep_blank=True) if args.file else []
-    sentences = list(args.sentences) + from_file
-    if not sentences:
-        raise StriateError("give sentences to translate, or --file FILE (one per line)")
-    outputs = mt.translate(
-        args.run, sentences, args.beam, args.length_penalty, args.max_len, args.device,
-        args.runs_dir,
-    )  # fmt: skip
-    if args.json:
-        rows = [{"source": s, "translation": t} for s, t in zip(sentences, outputs, strict=True)]
-        print(json.dumps(rows, ensure_ascii=False))
-        return 0
-    for line in outputs:
-        print(line)
-    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -112,18 +90,6 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--val-bleu-samples", type=int, default=200, help="greedy BLEU per epoch")
     add_engine_args(p)
     p.set_defaults(func=_train)
-
-    p = commands.add_parser("translate", help="translate sentences with a trained run")
-    p.add_argument("run")
-    p.add_argument("sentences", nargs="*", metavar="SENTENCE")
-    p.add_argument("--file", help="one sentence per line (- : standard input)")
-    p.add_argument("--beam", type=int, default=5, help="beam size (1: greedy)")
-    p.add_argument("--length-penalty", type=float, default=0.6, help="alpha of Wu et al.")
-    p.add_argument("--max-len", type=int, help="most tokens per translation")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_translate)
 
     p = commands.add_parser("eval-translate", help="corpus BLEU of a translation run")
     p.add_argument("run")

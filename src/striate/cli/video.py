@@ -33,20 +33,6 @@ def _train_video(args: argparse.Namespace) -> int:
     )
 
 
-def _label_video(args: argparse.Namespace) -> int:
-    from striate.apps import video
-
-    frames = video.label_video(args.run, args.clip, args.runs_dir)
-    if args.json:
-        rows = [{"frame": i, "label": c, "probability": p} for i, (c, p) in enumerate(frames)]
-        print(json.dumps(rows))
-        return 0
-    width = max(len(c) for c, _ in frames)
-    for i, (label, prob) in enumerate(frames):
-        print(f"{i:5d}  {label:<{width}}  {prob:7.2%}  {'█' * round(prob * 20)}")
-    return 0
-
-
 def _eval_video(args: argparse.Namespace) -> int:
     from striate.apps import video
 
@@ -92,13 +78,6 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--no-rnn", action="store_true", help="per-frame CNN only (the baseline)")
     add_engine_args(p)
     p.set_defaults(func=_train_video)
-
-    p = commands.add_parser("label-video", help="a label per frame of a clip")
-    p.add_argument("run")
-    p.add_argument("clip", help="a folder of frame images or a video file")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_label_video)
 
     p = commands.add_parser("eval-video", help="per-frame, per-class and memory-frame accuracy")
     p.add_argument("run")

@@ -14,6 +14,7 @@ size (default: the shorter side of the most common image size, at most 256), mad
 
 from __future__ import annotations
 
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,38 +64,47 @@ def _to_array(im: Image.Image, channels: int) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path | bytes, name: str) -> Image.Image:
     """Open (header only) with one-line errors for the usual problems."""
     try:
-        return Image.open(path)
+        return Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
     except FileNotFoundError:
-        raise StriateError(f"image file {path} not found") from None
+        raise StriateError(f"image file {name} not found") from None
     except IsADirectoryError:
-        raise StriateError(f"{path} is a directory, not an image file") from None
+        raise StriateError(f"{name} is a directory, not an image file") from None
     except PermissionError:
-        raise StriateError(f"cannot read {path}: permission denied") from None
+        raise StriateError(f"cannot read {name}: permission denied") from None
     except Image.DecompressionBombError as exc:
-        raise StriateError(f"{path} is too large to decode safely ({exc})") from None
+        raise StriateError(f"{name} is too large to decode safely ({exc})") from None
     except Exception as exc:  # UnidentifiedImageError, SyntaxError, struct errors...
-        raise StriateError(f"{path} is not a readable image ({exc})") from None
+        raise StriateError(f"{name} is not a readable image ({exc})") from None
 
 
-def read_image_file(path: str | Path, channels: int | None = None) -> torch.Tensor:
-    """Decode one image file to a uint8 tensor (C, H, W).
+def read_image_file(
+    path: str | Path | bytes, channels: int | None = None, max_pixels: int | None = None
+) -> torch.Tensor:
+    """Decode one image file (or the bytes of one) to a uint8 tensor (C, H, W).
 
     Args:
         channels: 1 (grayscale) or 3 (RGB); None keeps grayscale images grayscale and
             turns everything else into RGB.
+        max_pixels: refuse images of more pixels (width x height, read from the header
+            before anything is decoded, so a decompression bomb costs nothing).
     """
-    path = Path(path)
+    name = "the image" if isinstance(path, bytes) else str(path)
+    path = path if isinstance(path, bytes) else Path(path)
     if channels not in (None, 1, 3):
         raise StriateError(f"channels must be 1 or 3, got {channels}")
-    with _open(path) as im:
+    with _open(path, name) as im:
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise StriateError(
+                f"{name} has {im.width}x{im.height} pixels; at most {max_pixels:,} are accepted"
+            )
         try:
             im.load()
         except Exception as exc:  # OSError (truncated), SyntaxError, DecompressionBombError...
             raise StriateError(
-                f"cannot decode image {path}: corrupt or truncated ({exc})"
+                f"cannot decode image {name}: corrupt or truncated ({exc})"
             ) from None
         try:
             oriented = ImageOps.exif_transpose(im) or im  # photos: honour the EXIF rotation
@@ -236,7 +246,7 @@ class FolderIndex:
         if self._probe is None:
             gray, sizes = True, Counter()
             for path in self.all_files():
-                with _open(path) as im:
+                with _open(path, str(path)) as im:
                     gray = gray and im.mode in GRAY_MODES
                     sizes[im.size] += 1
             (w, h), _ = sizes.most_common(1)[0]

@@ -164,30 +164,46 @@ def _import_av():
     return av
 
 
-def _decode_video(path: Path, channels: int | None) -> torch.Tensor:
-    """(T, C, H, W) uint8 from a video file, with PyAV."""
+def _decode_video(
+    path: Path,
+    channels: int | None,
+    image_size: int | None = None,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
+) -> torch.Tensor:
+    """(T, C, H, W) uint8 from a video file, with PyAV; each frame is resized to
+    ``image_size`` as it is decoded, so memory holds one full-size frame at a time."""
     av = _import_av()
     if not path.is_file():
         raise StriateError(f"video file {path} not found")
+    frames = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise StriateError(f"{path} holds no video stream")
             stream = container.streams.video[0]
+            pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+            if max_pixels is not None and pixels > max_pixels:
+                raise StriateError(f"the frames of {path} have {pixels:,} pixels; at most "
+                                   f"{max_pixels:,}")  # fmt: skip
             if channels is None:
                 pix = stream.codec_context.format.name if stream.codec_context.format else ""
                 channels = 1 if pix.startswith("gray") else 3
             fmt = "gray" if channels == 1 else "rgb24"
-            frames = [f.to_ndarray(format=fmt) for f in container.decode(stream)]
+            for decoded in container.decode(stream):
+                if max_frames is not None and len(frames) == max_frames:
+                    raise StriateError(f"{path} has more than {max_frames} frames")
+                array = decoded.to_ndarray(format=fmt)
+                array = array[..., None] if array.ndim == 2 else array
+                frame = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+                frames.append(to_square(frame, image_size) if image_size else frame)
     except StriateError:
         raise
     except Exception as exc:  # av.error.*, OSError, ValueError from broken streams
         raise StriateError(f"cannot decode video {path}: {exc}") from None
     if not frames:
         raise StriateError(f"video {path} holds no frames")
-    array = np.stack(frames)
-    array = array[..., None] if array.ndim == 3 else array
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).contiguous()
+    return torch.stack(frames).contiguous()
 
 
 def _label_file(clip: Path) -> Path:
@@ -199,6 +215,8 @@ def load_clip(
     channels: int | None = None,
     image_size: int | None = None,
     with_labels: bool = True,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[torch.Tensor, list[str] | None]:
     """Read one clip: ``(frames uint8 (T, C, S, S), labels or None)``.
 
@@ -206,13 +224,16 @@ def load_clip(
     video file (labels in ``NAME.labels.txt`` beside it). ``channels`` None keeps grayscale
     clips grayscale; ``image_size`` resizes (centre square crop) every frame. With
     ``with_labels`` the label file must exist and hold exactly one label per frame.
+    ``max_frames`` and ``max_pixels`` (per frame) refuse larger clips with one line.
     """
     path = Path(path).expanduser()
     if path.is_dir():
         files = _frame_files(path)
         if not files:
             raise StriateError(f"clip folder {path} holds no frame images")
-        decoded = [read_image_file(f, channels) for f in files]
+        if max_frames is not None and len(files) > max_frames:
+            raise StriateError(f"clip folder {path} has {len(files)} frames; at most {max_frames}")
+        decoded = [read_image_file(f, channels, max_pixels) for f in files]
         if channels is None and any(f.shape[0] == 3 for f in decoded):
             decoded = [f.expand(3, -1, -1) for f in decoded]
         shapes = {tuple(f.shape) for f in decoded}
@@ -224,8 +245,7 @@ def load_clip(
             else torch.stack(decoded)
         )
     elif path.suffix.lower() in VIDEO_EXTENSIONS:
-        frames = _decode_video(path, channels)
-        frames = to_square(frames, image_size) if image_size else frames
+        frames = _decode_video(path, channels, image_size, max_frames, max_pixels)
     elif not path.exists():
         raise StriateError(f"clip {path} not found")
     else:

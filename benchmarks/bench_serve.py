@@ -1,0 +1,247 @@
+"""Load on ``striate serve``: N concurrent clients on loopback, for a bounded time, against a
+served LeNet-5 (classify) and a served char-LSTM (streamed sampling).
+
+    python benchmarks/bench_serve.py                      # trains two tiny runs first
+    python benchmarks/bench_serve.py --clients 16 --seconds 10 --image-run runs/demo
+
+The server is ``striate serve`` in its own process (its peak memory is its VmHWM). Phase 1:
+``--clients`` clients post a 28 x 28 drawing to ``/api/NAME/predict`` back to back for
+``--seconds``. Phase 2: ``--stream-clients`` clients stream 200 characters each from
+``/api/NAME/stream``, back to back for ``--seconds``; the time to the first streamed
+character is from sending the request to receiving the first ``data:`` event. Prints one
+JSON line: requests/s, p50/p99 latency, errors, first-character latency, the server's peak
+memory, and the machine's load average (the figures are measured under whatever else runs).
+Targets: classify p99 < 50 ms at 16 clients on 2 cores; first streamed character < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageDraw
+
+
+def _train_runs(root: Path) -> tuple[Path, Path]:
+    """A LeNet-5 and a char-LSTM (the default 2 x 512 size), 2 steps each: speed does not
+    depend on how well they learned."""
+    from striate.apps import image_classification as ic
+    from striate.apps import text_generation as tg
+    from striate.engine.loop import EngineConfig
+
+    engine = {"epochs": 1, "max_steps": 2, "progress": False, "device": "cpu", "log_every": 1}
+    image = ic.train(
+        ic.ImageTrainConfig(
+            model="lenet5",
+            data="digits",
+            name="lenet5",
+            runs_dir=str(root),
+            engine=EngineConfig(**engine),
+        )
+    )
+    text = tg.train(
+        tg.TextTrainConfig(
+            data="python-stdlib",
+            max_chars=200_000,
+            name="char-lstm",
+            sample_every=0,
+            runs_dir=str(root),
+            engine=EngineConfig(**engine, batch_size=8),
+        )
+    )
+    return image.run, text.run
+
+
+def _drawing() -> str:
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).line([(14, 4), (14, 24)], fill=255, width=3)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _classify_load(url: str, clients: int, seconds: float) -> dict:
+    body = {"inputs": _drawing(), "options": {"top_k": 5}}
+    latencies: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            try:
+                response = await http.post(url, json=body)
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        begin = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - begin
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * _percentile(latencies, 0.5), 2),
+        "p99_ms": round(1000 * _percentile(latencies, 0.99), 2),
+        "errors": errors,
+    }
+
+
+async def _stream_load(url: str, clients: int, seconds: float, length: int) -> dict:
+    body = {"inputs": "def ", "options": {"length": length, "temperature": 0.8}}
+    first: list[float] = []
+    totals: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            got, seen_first = 0, False
+            try:
+                async with http.stream("POST", url, json=body) as response:
+                    if response.status_code != 200:
+                        errors += 1
+                        continue
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: ") and line != "data: {}":
+                            if not seen_first:
+                                first.append(time.perf_counter() - start)
+                                seen_first = True
+                            got += len(json.loads(line[6:])["text"])
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if got != length:
+                errors += 1
+            totals.append(time.perf_counter() - start)
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    chars = length * len(totals)
+    return {
+        "clients": clients,
+        "streams": len(totals),
+        "first_char_p50_ms": round(1000 * _percentile(first, 0.5), 2),
+        "first_char_p99_ms": round(1000 * _percentile(first, 0.99), 2),
+        "chars_per_s_per_stream": round(chars / sum(totals), 1) if totals else None,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--stream-clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
+    parser.add_argument("--length", type=int, default=200, help="characters per stream")
+    parser.add_argument("--image-run", help="a LeNet-5 run (default: train a tiny one)")
+    parser.add_argument("--text-run", help="a char-LSTM run (default: train a tiny one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        if args.image_run and args.text_run:
+            image_run, text_run = Path(args.image_run), Path(args.text_run)
+        else:
+            image_run, text_run = _train_runs(Path(tmp))
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "striate",
+                "serve",
+                str(image_run),
+                str(text_run),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{base}/api/runs", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the server did not start: {server.stdout.read()}")
+                time.sleep(0.2)
+            names = [r["name"] for r in httpx.get(f"{base}/api/runs").json()]
+            classify = asyncio.run(
+                _classify_load(f"{base}/api/{names[0]}/predict", args.clients, args.seconds)
+            )
+            stream = asyncio.run(
+                _stream_load(
+                    f"{base}/api/{names[1]}/stream", args.stream_clients, args.seconds, args.length
+                )
+            )
+            peak = _peak_rss_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(
+        json.dumps(
+            {
+                "benchmark": "serve",
+                "classify_lenet5": classify,
+                "stream_char_lstm": stream,
+                "server_peak_rss_mb": round(peak, 1),
+                "cpu_cores": os.cpu_count(),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "torch_threads_server": "default",
+                "python": ".".join(map(str, sys.version_info[:3])),
+                "note": "measured on a shared machine, under load from other processes",
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""One way to use a trained run: ``striate.load(RUN_OR_CHECKPOINT)`` → a predictor.
+
+    import striate
+    clf = striate.load("runs/demo")            # whatever task the run holds
+    clf.kind                                   # "image-classification"
+    clf.describe()                             # task, model, classes, input spec, training
+    clf.predict(["digit.png"], top_k=5)        # [{"top": [{"class": "7", "probability": ...}]}]
+
+    gen = striate.load("runs/char-lstm")
+    for piece in gen.stream("ROMEO:", temperature=0.8, length=200):
+        print(piece, end="")
+
+Each task is one small module here (:mod:`.image`, :mod:`.text`, :mod:`.sentiment`,
+:mod:`.translation`, :mod:`.caption`, :mod:`.video`) holding one :class:`Predictor`
+subclass, and one line of :data:`BUILTIN`; a new task adds both (or calls
+:func:`register_predictor`). The command line's predict commands and ``striate serve`` are
+thin layers over these predictors.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.errors import StriateError
+from striate.predict.base import SERVE_LIMITS, Limits, Predictor
+
+__all__ = ["SERVE_LIMITS", "Limits", "Predictor", "load", "register_predictor"]
+
+# kind (as the checkpoint's meta.json names it) -> module holding its Predictor subclass
+BUILTIN = {
+    "image-classification": "striate.predict.image",
+    "text-generation": "striate.predict.text",
+    "sentiment": "striate.predict.sentiment",
+    "translation": "striate.predict.translation",
+    "image-captioning": "striate.predict.caption",
+    "video-classification": "striate.predict.video",
+}
+_REGISTRY: dict[str, type[Predictor]] = {}
+
+
+def register_predictor(cls: type[Predictor]) -> type[Predictor]:
+    """Make ``cls`` the predictor for checkpoints of kind ``cls.kind`` (a class decorator)."""
+    if not cls.kind:
+        raise StriateError(f"predictor {cls.__name__} names no kind")
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def predictor_class(kind: str) -> type[Predictor]:
+    """The predictor registered for ``kind`` (importing the built-in module on first use)."""
+    if kind not in _REGISTRY and kind in BUILTIN:
+        importlib.import_module(BUILTIN[kind])
+    if kind not in _REGISTRY:
+        known = ", ".join(sorted({*BUILTIN, *_REGISTRY}))
+        raise StriateError(f"no predictor for {kind!r} checkpoints (known: {known})")
+    return _REGISTRY[kind]
+
+
+def read_checkpoint(
+    run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
+) -> Checkpoint:
+    """The checkpoint a run reference names: the one place references are resolved for
+    prediction (a run directory gives its latest checkpoint; a checkpoint directory itself)."""
+    _, ckpt_dir = locate_checkpoint(run_or_checkpoint, runs_dir)
+    return load_checkpoint(ckpt_dir)
+
+
+def load(
+    run_or_checkpoint: str | Path,
+    device: str = "auto",
+    *,
+    kind: str | None = None,
+    runs_dir: str | Path = DEFAULT_ROOT,
+    limits: Limits | None = None,
+) -> Predictor:
+    """A ready predictor for whatever task ``run_or_checkpoint`` holds, on ``device``
+    (``auto``: CUDA, then MPS, then CPU).
+
+    ``kind`` refuses other tasks with one line ("RUN holds a text-generation model, not an
+    image classifier"); ``limits`` bounds what ``predict`` accepts (default :class:`Limits`).
+    """
+    ckpt = read_checkpoint(run_or_checkpoint, runs_dir)
+    found = ckpt.meta.get("kind", "unknown")
+    if kind is not None and found != kind:
+        raise StriateError(
+            f"{run_or_checkpoint} holds a {found} model, not {predictor_class(kind).task}"
+        )
+    return predictor_class(found)(ckpt, device, limits)

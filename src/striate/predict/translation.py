@@ -1,0 +1,65 @@
+"""Translation: sentences in, translations with their beam scores out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from striate.apps.translation import KIND, translator_from_checkpoint
+from striate.artifacts.checkpoint import Checkpoint
+from striate.data.words import detokenize
+from striate.errors import StriateError
+from striate.models import count_parameters
+from striate.predict import register_predictor
+from striate.predict.base import Predictor, as_list, check_float, check_int, check_text, no_unknown
+
+DEFAULTS = {"beam": 5, "length_penalty": 0.6, "max_length": None}
+
+
+@register_predictor
+class TranslationPredictor(Predictor):
+    """Beam search (beam 1: greedy) with Wu et al.'s length normalization: the best
+    hypothesis maximises log P(y|x) / lp(y), lp(y) = ((5 + |y|) / 6)^alpha."""
+
+    kind = KIND
+    task = "a translation model"
+    options = ("beam", "length_penalty", "max_length")
+
+    def _build(self, ckpt: Checkpoint) -> None:
+        self.translator = translator_from_checkpoint(ckpt).to(self.device)
+
+    def _input_spec(self) -> dict[str, Any]:
+        pre = self.translator.preprocessing
+        return {
+            "type": "text",
+            "source_language": pre.src_lang,
+            "target_language": pre.tgt_lang,
+            "lowercase": pre.lowercase,
+            "source_vocabulary_size": len(self.translator.src_vocab),
+            "target_vocabulary_size": len(self.translator.tgt_vocab),
+        }
+
+    def _model_summary(self) -> dict[str, Any]:
+        return {**self.meta["model"], "parameters": count_parameters(self.translator.model)}
+
+    def predict(self, inputs: Any, **options: Any) -> list[dict[str, Any]]:
+        """``inputs``: one sentence or a list. Returns per sentence ``{"source",
+        "translation", "tokens", "score"}`` (score: the normalized log-probability); a blank
+        sentence among others gives a blank translation and score None."""
+        no_unknown(options, self.options)
+        given = {**DEFAULTS, **options}
+        beam = check_int("beam size", given["beam"], 1, self.limits.max_beam)
+        alpha = check_float("length penalty", given["length_penalty"], 0.0, 10.0)
+        max_length = given["max_length"]
+        if max_length is not None:
+            max_length = check_int("max length", max_length, 1, self.limits.max_length)
+        sentences = as_list(inputs, "sentence", self.limits)
+        for number, sentence in enumerate(sentences, 1):  # blank lines stay blank lines
+            if not isinstance(sentence, str) or sentence.strip() or len(sentences) == 1:
+                check_text(f"sentence {number}", sentence, self.limits)
+        if not any(s.strip() for s in sentences):
+            raise StriateError("every sentence is blank")
+        found = self.translator.translate_scored(sentences, beam, alpha, max_length)
+        return [
+            {"source": s, "translation": detokenize(tokens), "tokens": tokens, "score": score}
+            for s, (tokens, score) in zip(sentences, found, strict=True)
+        ]
