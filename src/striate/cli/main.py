@@ -101,7 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"{report.get('split')} split of {report.get('data')} ({kind} run)")
         for key, value in report.items():
             if isinstance(value, float):
-                print(f"  {key:<12} {value:.4f}")
+                print(f"  {key:<16} {value:.4f}")
         return 0
     report = ic.evaluate(
         args.run, args.split or "test", args.data, args.data_dir, args.device, args.runs_dir

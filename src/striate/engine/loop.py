@@ -588,7 +588,9 @@ class _Training:
             "history": self.history,
             "best": self.best,
         }
-        step_state = getattr(self.step_fn, "state_dict", None)
+        # the carried state is per process: under torchrun only rank 0's would be saved, and
+        # other ranks must not take it, so a multi-process run restarts it on resume
+        step_state = None if self.dist.enabled else getattr(self.step_fn, "state_dict", None)
         path = save_checkpoint(
             self.run.checkpoints,
             self.global_step,
