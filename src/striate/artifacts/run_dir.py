@@ -60,8 +60,9 @@ class RunDir:
             raise StriateError(f"run {self.path} has no {self.config_file.name}") from None
         except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable
             raise StriateError(f"corrupt run configuration {self.config_file}: {exc}") from None
-        if not isinstance(config, dict) or not isinstance(config.get("engine"), dict):
-            raise StriateError(f"corrupt run configuration {self.config_file}: wrong shape")
+        if not isinstance(config, dict):
+            kind = type(config).__name__
+            raise StriateError(f"corrupt run configuration {self.config_file}: a JSON {kind}")
         return config
 
 

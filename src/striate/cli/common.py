@@ -210,7 +210,7 @@ def existing_file(text: str) -> str:
         return text
     path = _probe(text)
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"file {text} does not exist")
+        raise argparse.ArgumentTypeError(f"{text} not found: the file does not exist")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
     return text
