@@ -117,6 +117,17 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(reviews, t
     assert steps == [1, 2, 3, 4, 5]  # the killed run's records and torn line are gone
 
 
+@pytest.mark.cpu
+def test_a_run_trained_on_a_gpu_resumes_on_a_machine_without_one(reviews, tmp_path, capsys):
+    part = sa.train(_config(reviews, tmp_path, "gpu-run", max_steps=2, device="cpu"))
+    config = json.loads((part.run / "config.json").read_text())
+    config["engine"]["device"] = "cuda:3"  # as saved by a run trained with --device cuda:3
+    (part.run / "config.json").write_text(json.dumps(config))
+    resumed = sa.resume(part.run, tmp_path, max_steps=3)
+    assert resumed.fit.step == 3
+    assert "trained on cuda:3, which this machine lacks" in capsys.readouterr().err
+
+
 def test_another_length_on_resume_is_an_extension_without_a_jump(reviews, tmp_path):
     whole = sa.train(_config(reviews, tmp_path, "whole"))
     k = whole.fit.step // 2 + 1

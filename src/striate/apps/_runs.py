@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 from striate.artifacts.checkpoint import META_FILE, Checkpoint, list_checkpoints, load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
+from striate.engine.device import device_available
 from striate.engine.distributed import DistContext
 from striate.engine.loop import EngineConfig
 from striate.errors import StriateError
@@ -101,6 +103,14 @@ def saved_config(
     engine = dict(engine_overrides)
     saved["engine"]["max_steps"] = engine.pop("max_steps", None)
     saved["engine"].update({k: v for k, v in engine.items() if v is not None})
+    trained_on = saved["engine"].get("device", "auto")
+    if not device_available(trained_on):  # trained on a GPU, resumed on a laptop (or back)
+        print(
+            f"striate: {found.path} was trained on {trained_on}, which this machine lacks; "
+            "resuming on the automatic device",
+            file=sys.stderr,
+        )
+        saved["engine"]["device"] = "auto"
     saved["runs_dir"] = str(found.path.parent)
     return found, saved
 

@@ -39,6 +39,15 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
+def device_available(name: str) -> bool:
+    """Whether ``name`` (``auto``, ``cpu``, ``cuda:1``, ``mps``) can be used on this machine."""
+    try:
+        device = resolve_device(name)
+    except StriateError:
+        return False
+    return device.type != "cuda" or (device.index or 0) < torch.cuda.device_count()
+
+
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast is the faster choice: CUDA GPUs with bf16 support, and CPUs
     with bf16 matrix units (AVX-512 BF16 / AMX, which oneDNN uses for convolutions and
