@@ -427,3 +427,23 @@ def test_ddp_over_nccl_with_two_gpus(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert_portable(tmp_path / "ddp")
+
+
+@needs_cuda
+def test_fp16_resume_keeps_the_loss_scale_and_its_growth_counter(tmp_path):
+    from striate.apps._runs import resolve_checkpoint
+    from striate.artifacts.checkpoint import load_checkpoint
+
+    runs = tmp_path / "runs"
+    common = ["--model", "lenet5", "--data", "digits", "--batch-size", "64", "--no-progress"]
+    striate("train", "image", *common, "--precision", "fp16", "--epochs", "1",
+            "--max-steps", "3", "--name", "r", "--runs-dir", runs)  # fmt: skip
+    first = load_checkpoint(resolve_checkpoint(runs / "r")).meta["grad_scaler"]
+    striate("train", "image", "--resume", runs / "r", "--max-steps", "6", "--runs-dir", runs,
+            "--no-progress")  # fmt: skip
+    then = load_checkpoint(resolve_checkpoint(runs / "r")).meta["grad_scaler"]
+    # 3 more steps without an overflow add 3 to the restored counter (it would be 3 if the
+    # scaler had started afresh), unless an overflow reset it and halved the scale
+    assert then["_growth_tracker"] == first["_growth_tracker"] + 3 or (
+        then["scale"] < first["scale"]
+    )

@@ -379,6 +379,8 @@ class _Training:
                 raise StriateError(f"checkpoint {resume_from} holds no optimizer state to resume")
             self.optimizer.load_state_dict(ckpt.optimizer_state)
             set_rng_state(ckpt.meta["rng"])
+            if ckpt.meta.get("grad_scaler"):  # fp16: the loss scale and its growth counter
+                self.precision.scaler.load_state_dict(ckpt.meta["grad_scaler"])
             self.global_step = ckpt.meta["step"]
             self.history = list(ckpt.meta.get("history", []))
             self.elapsed_before = float(ckpt.meta.get("elapsed_s", 0.0))
@@ -585,6 +587,7 @@ class _Training:
             "plan": self.plan.to_json(),
             "elapsed_s": self.elapsed(),
             "rng": rng_state(),  # steps reseed from (seed, step); this covers the rest
+            "grad_scaler": self.precision.scaler.state_dict(),  # {} unless fp16
             "history": self.history,
             "best": self.best,
         }
