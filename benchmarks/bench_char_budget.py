@@ -165,14 +165,17 @@ def main() -> None:
         from striate.engine.device import Precision
 
         precision = Precision("auto", torch.device("cpu")).name
-    unit = f"{max_steps} steps" if max_steps else "min"
+
+    def length(key: str) -> str:
+        return f"{max_steps} steps" if max_steps else f"{key} min"
+
     rows = [
         row(
             f"tiny-shakespeare 90/10, {config.layers}x{config.hidden} LSTM, default "
-            f"`train text` recipe, {key} {unit}: validation loss",
+            f"`train text` recipe, {length(key)}: validation loss",
             ours[key]["val_loss"],
             unit="nats/char",
-            contender=f"plain PyTorch script (fp32, Adam 2e-3 constant), same {unit}: "
+            contender=f"plain PyTorch script (fp32, Adam 2e-3 constant), {length(key)}: "
             f"{plain[key]['val_loss']:.3f}",
             ratio=plain[key]["val_loss"] / ours[key]["val_loss"],
             precision=precision,
