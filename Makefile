@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.striate-installed
 
-.PHONY: setup demo test lint format bench gpu-check clean
+.PHONY: setup demo test lint format bench bench-quick gpu-check clean
 
 setup: $(STAMP)
 
@@ -41,9 +41,28 @@ format: setup
 test: lint
 	$(PY) -m pytest -q
 
-bench: setup
-	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_engine.py
-	STRIATE_DATA=$${STRIATE_DATA:-../shared/data} $(PY) benchmarks/bench_mnist_time_to_99.py
+# Every benchmark prints one JSON line; results_table.py turns them into benchmarks/RESULTS.md.
+# bench: the figures (about 1.5 hours on 2 cores, char_budget alone 35 min); bench-quick: every
+# script in its smoke mode, to check that the table is produced.
+BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video
+BENCH_LOG  := runs/bench/results.jsonl
+BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
+
+BENCH_STAMP := $(VENV)/.striate-bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	mkdir -p runs/bench && rm -f $(BENCH_LOG)
+	for b in $(BENCHES); do $(BENCH_ENV) $(PY) benchmarks/bench_$$b.py >> $(BENCH_LOG) || exit 1; done
+	$(BENCH_ENV) $(PY) benchmarks/bench_mnist_time_to_99.py --long >> $(BENCH_LOG)
+	$(PY) benchmarks/results_table.py benchmarks/RESULTS.md $(BENCH_LOG)
+
+bench-quick: $(BENCH_STAMP)
+	mkdir -p runs/bench && rm -f $(BENCH_LOG)
+	for b in $(BENCHES); do $(BENCH_ENV) $(PY) benchmarks/bench_$$b.py --quick >> $(BENCH_LOG) || exit 1; done
+	$(PY) benchmarks/results_table.py benchmarks/RESULTS.md $(BENCH_LOG)
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py

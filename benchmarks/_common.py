@@ -1,5 +1,11 @@
 """Helpers shared by the benchmark scripts: timing, matmul peaks, FLOP counts, MNIST, JSON.
 
+Output: every script prints one JSON line through :func:`emit`, which adds ``machine`` and
+``date``. Its ``rows`` (made by :func:`row`) are the figures that go into
+``benchmarks/RESULTS.md`` (see ``results_table.py``): each says what was measured, against
+which contender, the ratio, and at which precision, so that no ratio mixes precisions or
+data paths without saying so.
+
 Timing discipline (the machine may be shared): every contender is warmed up first, then the
 contenders run in alternating rounds (A B C, B C A, C A B, ...) so that a burst of outside
 load hits all of them alike, and the median over rounds is reported.
@@ -8,8 +14,10 @@ load hits all of them alike, and the median over rounds is reported.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -164,8 +172,56 @@ def load_mnist(split: str, val_fraction: float = 0.0) -> tuple[torch.Tensor, tor
 # output
 
 
+def machine() -> str:
+    """What ran the benchmark, in a few words: CPU model, cores torch uses, torch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def row(
+    figure: str,
+    value: float | str | None,
+    *,
+    unit: str = "",
+    contender: str | None = None,
+    ratio: float | None = None,
+    precision: str = "fp32",
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """One line of the results table.
+
+    ``figure``: what was measured, with its configuration; ``value`` in ``unit``;
+    ``contender``: what it is set against, saying its data path and precision when they
+    differ; ``ratio``: value over the contender's (higher is better for striate);
+    ``precision``: striate's side; ``reference``: a published figure beside the matching
+    configuration, with its source.
+    """
+    return {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "contender": contender,
+        "ratio": ratio,
+        "precision": precision,
+        "reference": reference,
+    }
+
+
 def emit(record: dict[str, Any]) -> None:
-    """Print ``record`` as one JSON line (floats rounded for reading)."""
+    """Print ``record`` as one JSON line (floats rounded for reading), with the machine and
+    the UTC date added."""
+    record = {
+        **record,
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
     def tidy(value: Any) -> Any:
         if isinstance(value, float):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import emit, environment
+from _common import emit, environment, row
 from striate.data.sources.memory_tasks import AddingProblem
 from striate.nn.recurrent import Recurrent
 
@@ -90,9 +90,20 @@ def main() -> None:
         name: all(row[c]["learnt"] for c in ("lstm", "gru")) and not row["rnn"]["learnt"]
         for name, row in table.items()
     }
+    rows = [
+        row(
+            f"adding problem, lag {lag}, {cell.upper()} ({HIDDEN} units, {steps} steps): "
+            "validation MSE",
+            result["val_mse"],
+            contender=f"always guessing the mean: {AddingProblem.baseline_mse:.3f}",
+        )
+        for lag in lags
+        for cell, result in table[f"lag_{lag}"].items()
+    ]
     emit(
         {
             "bench": "adding",
+            "rows": rows,
             "quick": args.quick,
             "config": {"hidden": HIDDEN, "batch": BATCH, "lr": LR, "clip": CLIP, "steps": steps},
             "baseline_mse": AddingProblem.baseline_mse,

@@ -1,12 +1,15 @@
-"""Batched augmentation vs a per-sample loop, and kornia vs a hand-written single warp (CPU).
+"""Batched augmentation vs the per-sample pipeline people run, and kornia vs a hand-written
+single warp (CPU).
 
-Prints one JSON line. For a batch of 256 random CIFAR-size (3x32x32) and MNIST-size (1x28x28)
-images, it times:
+Prints one JSON line. For random CIFAR-size (3x32x32) and MNIST-size (1x28x28) float images
+in memory, batches of 256, ``rotate,shift,flip,color``, it times:
 
-* ``batched``: striate's :class:`Augment` for ``rotate,shift,flip,color`` (kornia; rotation
-  and shift fused into one ``RandomAffine``), the whole batch in one call;
-* ``loop``: the same module called once per image (batch of 1) in a Python loop -- the
-  per-sample baseline;
+* ``batched``: striate's :class:`Augment` (kornia; rotation and shift fused into one
+  ``RandomAffine``), the whole batch in one call in the main process;
+* ``per_sample_workers2``: the same module with the same parameters applied to one image at a
+  time inside a ``Dataset.__getitem__``, batched by a ``DataLoader`` with 2 worker processes
+  (persistent), timed over whole epochs of 4 batches so that no prefetched batch is counted;
+  the pipeline a per-sample augmentation (torchvision-style transforms) runs;
 * ``kornia_separate``: kornia with a separate op per name (``RandomRotation``, a translate-only
   ``RandomAffine``, ``RandomHorizontalFlip``), i.e. two warps, then the same colour jitter;
 * ``single_warp``: a hand-written batched kernel -- rotation, shift and flip folded into one
@@ -14,12 +17,12 @@ images, it times:
   jitter. ``geometry_*`` entries time the geometric part alone (no colour).
 
 Warm-up first, then the variants alternate within each repetition; medians are reported.
-Run: ``python benchmarks/bench_augment.py`` (about 10-20 s on 2 cores).
+Run: ``python benchmarks/bench_augment.py`` (``--quick``: fewer repetitions).
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import math
 import statistics
 import time
@@ -28,13 +31,17 @@ import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from _common import emit, environment, row
 from striate.data.transforms.augment import Augment
 
 BATCH = 256
 SPEC = "rotate,shift,flip,color"
 DEGREES, SHIFT, FLIP_P = 15.0, 0.1, 0.5
 REPS = 15
+EPOCH_BATCHES = 4  # batches per timed epoch of the worker pipeline
+WORKERS = 2
 
 
 class SingleWarp(nn.Module):
@@ -65,8 +72,18 @@ class SingleWarp(nn.Module):
         )
 
 
-def _loop(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([module(images[i : i + 1]) for i in range(images.shape[0])])
+class PerSample(Dataset):
+    """Images augmented one at a time by ``augment`` (in the DataLoader's worker processes)."""
+
+    def __init__(self, images: torch.Tensor, augment: nn.Module) -> None:
+        self.images, self.augment = images, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with torch.no_grad():
+            return self.augment(self.images[i : i + 1])[0]
 
 
 def _time(fn, images: torch.Tensor) -> float:
@@ -75,9 +92,10 @@ def _time(fn, images: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def _bench(channels: int, size: int) -> dict[str, float]:
+def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, float]:
     torch.manual_seed(0)
-    images = torch.rand(BATCH, channels, size, size)
+    pool = torch.rand(BATCH * EPOCH_BATCHES, channels, size, size)
+    images = pool[:BATCH]
     color = Augment("color", channels)
     batched = Augment(SPEC, channels)
     separate = nn.Sequential(
@@ -88,54 +106,86 @@ def _bench(channels: int, size: int) -> dict[str, float]:
     )
     warp = SingleWarp(DEGREES, SHIFT, FLIP_P)
     fused_geometry = nn.Sequential(*list(batched.pipeline)[:2])  # flip + fused RandomAffine
+    loader = DataLoader(
+        PerSample(pool, Augment(SPEC, channels)),
+        BATCH,
+        shuffle=True,
+        num_workers=WORKERS,
+        persistent_workers=True,
+    )
+
+    def per_sample_workers(_: torch.Tensor) -> None:
+        for _ in loader:  # one epoch: EPOCH_BATCHES batches, no prefetch carried over
+            pass
+
+    def batched_epoch(_: torch.Tensor) -> None:
+        for k in range(EPOCH_BATCHES):
+            batched(pool[k * BATCH : (k + 1) * BATCH])
+
+    epochs = {"batched": batched_epoch, "per_sample_workers2": per_sample_workers}
     variants = {
-        "batched": batched,
-        "loop": lambda x: _loop(batched, x),
         "kornia_separate": separate,
         "single_warp": nn.Sequential(warp, color),
         "geometry_kornia_fused": fused_geometry,
         "geometry_kornia_separate": nn.Sequential(*list(separate)[:3]),
         "geometry_single_warp": warp,
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    per_call = {name: BATCH * EPOCH_BATCHES for name in epochs} | dict.fromkeys(variants, BATCH)
+    fns = {**epochs, **variants}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.no_grad():
-        for fn in variants.values():  # warm-up
-            fn(images)
-            fn(images)
-        names = list(variants)
-        for rep in range(REPS):
+        for fn in fns.values():  # warm-up (starts the workers)
+            for _ in range(warmup):
+                fn(images)
+        names = list(fns)
+        for rep in range(reps):
             order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate the order
             for name in order:
-                times[name].append(_time(variants[name], images))
-    med = {name: statistics.median(t) for name, t in times.items()}
-    out = {f"{name}_img_s": round(BATCH / t, 1) for name, t in med.items()}
-    out["batched_over_loop"] = round(med["loop"] / med["batched"], 2)
-    out["single_warp_over_batched"] = round(med["batched"] / med["single_warp"], 2)
-    out["single_warp_over_kornia_separate"] = round(med["kornia_separate"] / med["single_warp"], 2)
+                times[name].append(_time(fns[name], images))
+    ips = {name: per_call[name] / statistics.median(t) for name, t in times.items()}
+    out = {f"{name}_img_s": round(v, 1) for name, v in ips.items()}
+    out["batched_over_per_sample_workers2"] = round(ips["batched"] / ips["per_sample_workers2"], 2)
+    out["single_warp_over_kornia_separate"] = round(ips["single_warp"] / ips["kornia_separate"], 2)
     out["geometry_single_warp_over_kornia_fused"] = round(
-        med["geometry_kornia_fused"] / med["geometry_single_warp"], 2
-    )
-    out["geometry_single_warp_over_kornia_separate"] = round(
-        med["geometry_kornia_separate"] / med["geometry_single_warp"], 2
+        ips["geometry_single_warp"] / ips["geometry_kornia_fused"], 2
     )
     return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 repetition instead of 15")
+    args = parser.parse_args()
+    reps, warmup = (1, 1) if args.quick else (REPS, 2)
     start = time.perf_counter()
-    result = {
-        "bench": "augment",
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "batch": BATCH,
-        "pipeline": SPEC,
-        "reps": REPS,
-        "cifar_3x32x32": _bench(3, 32),
-        "mnist_1x28x28": _bench(1, 28),
-    }
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    print(json.dumps(result))
+    sizes = {"cifar_3x32x32": (3, 32), "mnist_1x28x28": (1, 28)}
+    results = {name: _bench(c, s, reps, warmup) for name, (c, s) in sizes.items()}
+    rows = [
+        row(
+            f"augmentation `{SPEC}`, {name.split('_')[1]} images, batches of {BATCH}: batched "
+            "kornia in the main process",
+            r["batched_img_s"],
+            unit="images/s",
+            contender=f"the same ops and parameters per sample in {WORKERS} DataLoader workers: "
+            f"{r['per_sample_workers2_img_s']:,.0f} images/s",
+            ratio=r["batched_over_per_sample_workers2"],
+        )
+        for name, r in results.items()
+    ]
+    emit(
+        {
+            "bench": "augment",
+            "quick": args.quick,
+            **environment(),
+            "batch": BATCH,
+            "pipeline": SPEC,
+            "reps": reps,
+            "workers": WORKERS,
+            **results,
+            "rows": rows,
+            "wall_s": time.perf_counter() - start,
+        }
+    )
 
 
 if __name__ == "__main__":

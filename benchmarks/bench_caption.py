@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from _common import emit, environment, quiet_engine
+from _common import emit, environment, quiet_engine, row
 from striate.apps import captioning as cap
 from striate.data.sources.captions import load_caption_data
 from striate.engine.metrics_text import bleu_1_to_4
@@ -90,9 +90,20 @@ def main() -> None:
         with torch.inference_mode():
             blind = cap.generate(model, vocab, same, 3, meta["max_len"])
         blind_bleu = bleu_1_to_4(blind, cap.normalized_references(test))
+    rows = [
+        row(
+            f"captioning the generated shapes ({data}), {name}, {epochs} epochs "
+            f"({v['train_seconds']:.0f} s): test BLEU-4",
+            v["bleu4"],
+            contender=f"a blind captioner: {blind_bleu['bleu4']:.1f}",
+            ratio=v["bleu4"] / blind_bleu["bleu4"] if blind_bleu["bleu4"] else None,
+        )
+        for name, v in variants.items()
+    ]
     emit(
         {
-            "benchmark": "shapes_caption",
+            "bench": "shapes_caption",
+            "rows": rows,
             "data": data,
             "test_images": len(test),
             "encoder": {"name": "neocognitron", **ENCODER},

@@ -1,13 +1,28 @@
-"""Training throughput of LeNet-5 on MNIST (batch 128, CPU): striate's engine vs the rest.
+"""Training throughput of LeNet-5 on MNIST (batch 128, CPU): striate's engine vs the rest,
+like for like: the same work at the same precision over the same data path.
 
-``engine_*``: ``fit`` + ``TensorBatches`` over preloaded uint8 images (the path of ``striate
-train image``): defaults, fp32/bf16 x channels_last off/on, ``rotate,shift`` augmentation.
-``loop``: a minimal fp32 loop over preloaded float tensors (the baseline). ``dataloader_w0/_w2``:
-a per-sample ``Dataset`` (uint8 -> float / 255 per item), ``DataLoader(num_workers=0 / 2)``.
-``keras``: Keras 3 (torch backend) ``model.fit``, the same LeNet-5 in Keras layers.
-``lightning``: a Lightning ``Trainer``. Same initial weights and SGD for all. Timed as steady
-seconds per step (span between step starts; per-call setup left out, reported apart for
-``fit``), warmed up, alternating rounds, medians (and best). One JSON line. ``--quick``: < 60 s.
+Contenders (all from the same initial weights, SGD 0.05 / momentum 0.9 / Nesterov / wd 5e-4):
+
+* ``engine_*``: ``fit`` + ``TensorBatches`` over preloaded uint8 images (the path of ``striate
+  train image``): ``engine_fp32`` (fp32, NCHW), ``engine_bf16_cl`` (bf16 autocast +
+  channels-last), ``engine_default`` (``precision="auto"``: bf16 on CPUs with bf16 matrix units,
+  fp32 elsewhere; channels-last for conv models), and ``*_augment`` with ``rotate,shift``.
+* ``loop_fp32``: a minimal loop over the same kind of in-memory batches (``X[idx]`` of
+  preloaded float tensors); ``loop_bf16_cl``: the same loop under ``torch.autocast(bf16)`` with
+  a channels-last model and inputs (the best plain script a competent user writes).
+* ``keras``: Keras 3 (torch backend) ``model.fit`` on the in-memory arrays, fp32.
+* ``lightning``: a Lightning ``Trainer`` fed the same in-memory batches (an iterable of
+  ``X[idx]`` batches), fp32; ``lightning_dataloader``: its idiomatic path, a ``DataLoader`` over a
+  ``TensorDataset`` (per-sample indexing and collation), labelled as such.
+* ``dataloader_w2``: the plain fp32 loop fed by a per-sample ``Dataset`` in a ``DataLoader``
+  with 2 workers; ``dataloader_w2_augment``: the same with the same augmentation (striate's
+  ``rotate,shift`` module, same parameters) applied per sample in the workers.
+
+Ratios compare equal precisions: ``engine_fp32`` over ``loop_fp32``, Keras and Lightning;
+``engine_bf16_cl`` over ``loop_bf16_cl``; ``engine_fp32_augment`` over ``dataloader_w2_augment``.
+Timed as steady seconds per step (span between step starts; per-call setup left out, reported
+apart for ``fit``), warmed up, alternating rounds, medians (and best). One JSON line, with
+``rows`` for ``results_table.py``. ``--quick``: < 60 s.
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from _common import (
     StepClock,
@@ -34,11 +49,13 @@ from _common import (
     load_mnist,
     matmul_peaks,
     median,
+    row,
     train_flops_per_sample,
 )
 from striate.data.batching import TensorBatches
 from striate.data.transforms.augment import build_augmentation
 from striate.data.transforms.functional import channel_mean_std
+from striate.engine.device import Precision
 from striate.engine.loop import EngineConfig, fit
 from striate.engine.steps import ClassificationStep, StepOutput
 from striate.models import create_model
@@ -47,15 +64,33 @@ from striate.models.classifier import ImageClassifier
 BATCH = 128
 LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
 AUGMENT = "rotate,shift"
-TARGETS = {"loop": 1.3, "dataloader": 2.5, "keras": 1.6, "lightning": 1.5}
+FP32, BF16_CL = (
+    {"precision": "fp32", "channels_last": False},
+    {"precision": "bf16", "channels_last": True},
+)
 ENGINES: dict[str, tuple[str, dict]] = {  # name -> (augmentation, EngineConfig overrides)
-    "engine_default": ("", {}),  # auto: fp32 on CPU, channels_last on for a conv model
-    "engine_fp32_cl_off": ("", {"precision": "fp32", "channels_last": False}),
-    "engine_bf16_cl_on": ("", {"precision": "bf16", "channels_last": True}),
-    "engine_bf16_cl_off": ("", {"precision": "bf16", "channels_last": False}),
-    "engine_default_augment": (AUGMENT, {}),
-    "engine_bf16_cl_on_augment": (AUGMENT, {"precision": "bf16", "channels_last": True}),
+    "engine_fp32": ("", FP32),
+    "engine_bf16_cl": ("", BF16_CL),
+    "engine_default": ("", {}),  # auto: bf16 + channels-last on CPUs with bf16 units
+    "engine_fp32_augment": (AUGMENT, FP32),
+    "engine_bf16_cl_augment": (AUGMENT, BF16_CL),
 }
+# (striate side, contender, precision, contender's description, issue 9's target ratio)
+COMPARISONS = [
+    ("engine_fp32", "loop_fp32", "fp32", "plain loop, fp32, same in-memory batches", 1.0),
+    ("engine_bf16_cl", "loop_bf16_cl", "bf16", "plain loop, autocast bf16 + channels-last", 1.0),
+    ("engine_fp32", "keras", "fp32", "Keras 3 (torch backend), fp32, in-memory arrays", 1.5),
+    ("engine_fp32", "lightning", "fp32", "Lightning, fp32, same in-memory batches", 1.2),
+    ("engine_fp32", "lightning_dataloader", "fp32", "Lightning, fp32, idiomatic DataLoader", None),
+    ("engine_fp32", "dataloader_w2", "fp32", "plain loop, per-sample DataLoader, 2 workers", None),
+    (
+        "engine_fp32_augment",
+        "dataloader_w2_augment",
+        "fp32",
+        "plain loop, same augmentation per sample in 2 DataLoader workers",
+        2.5,
+    ),
+]
 QUIET = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
 QUIET |= {"enable_model_summary": False, "num_sanity_val_steps": 0}  # for the Lightning Trainer
 Runner = Callable[[], float]  # one timed call -> seconds per step
@@ -76,16 +111,36 @@ class ClockedStep:
 
 
 class PerSampleMnist(Dataset):
-    """One (float image in [0, 1], label) per item, converted item by item."""
+    """One (float image in [0, 1], label) per item, converted (and augmented) item by item."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images, self.labels = images, labels
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, augment: nn.Module | None = None
+    ) -> None:
+        self.images, self.labels, self.augment = images, labels, augment
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.images[i].float().div(255), int(self.labels[i])
+        image = self.images[i].float().div(255)
+        if self.augment is not None:
+            with torch.no_grad():
+                image = self.augment(image[None])[0]
+        return image, int(self.labels[i])
+
+
+class InMemoryBatches(IterableDataset):
+    """Shuffled ``(X[idx], y[idx])`` batches of preloaded tensors, one epoch per iteration:
+    given to a ``DataLoader(batch_size=None)``, which passes them through untouched."""
+
+    def __init__(self, floats: torch.Tensor, labels: torch.Tensor) -> None:
+        self.floats, self.labels = floats, labels
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.floats))
+        for i in range(len(order) // BATCH):
+            idx = order[i * BATCH : (i + 1) * BATCH]
+            yield self.floats[idx], self.labels[idx]
 
 
 class Bench:
@@ -120,9 +175,14 @@ class Bench:
 
         return run
 
-    def manual(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> Runner:
-        """The plain fp32 PyTorch loop: batch, forward, loss, zero_grad, backward, step."""
+    def manual(
+        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], bf16_cl: bool = False
+    ) -> Runner:
+        """The plain PyTorch loop: batch, forward, loss, zero_grad, backward, step; in fp32,
+        or (``bf16_cl``) under ``torch.autocast(bf16)`` with channels-last model and inputs."""
         model = self.model()
+        if bf16_cl:
+            model = model.to(memory_format=torch.channels_last)
         opt, clock = self.sgd(model), StepClock()
 
         def run() -> float:
@@ -130,7 +190,10 @@ class Bench:
             for _ in range(self.steps):
                 clock.stamp()
                 x, y = next(batches)
-                loss = F.cross_entropy(model(x), y)
+                if bf16_cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16_cl):
+                    loss = F.cross_entropy(model(x), y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -140,15 +203,16 @@ class Bench:
 
     def preloaded(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """x = X[idx] over shuffled epochs of the preloaded float tensors."""
+        batches = InMemoryBatches(self.floats, self.labels)
         while True:
-            order = torch.randperm(len(self.floats))
-            for i in range(len(order) // BATCH):
-                idx = order[i * BATCH : (i + 1) * BATCH]
-                yield self.floats[idx], self.labels[idx]
+            yield from batches
 
-    def loaded(self, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of the per-sample Dataset from a DataLoader (kept alive across calls)."""
-        dataset = PerSampleMnist(self.images, self.labels)
+    def loaded(
+        self, workers: int, augment: str = ""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of the per-sample Dataset from a DataLoader (kept alive across calls),
+        augmented per sample in the workers when ``augment`` is given."""
+        dataset = PerSampleMnist(self.images, self.labels, build_augmentation(augment, 1))
         options = {"num_workers": workers, "persistent_workers": workers > 0, "drop_last": True}
         loader = DataLoader(dataset, BATCH, shuffle=True, **options)
         while True:
@@ -193,7 +257,9 @@ class Bench:
 
         return run
 
-    def lightning(self) -> Runner:
+    def lightning(self, in_memory: bool = True) -> Runner:
+        """Lightning fed the same in-memory batches, or (``in_memory=False``) its idiomatic
+        ``DataLoader`` over a ``TensorDataset``."""
         import pytorch_lightning as pl
 
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -214,7 +280,11 @@ class Bench:
                 return bench.sgd(self.model)
 
         lit = Lit()
-        loader = DataLoader(TensorDataset(self.floats, self.labels), batch_size=BATCH, shuffle=True)
+        if in_memory:
+            loader = DataLoader(InMemoryBatches(self.floats, self.labels), batch_size=None)
+        else:
+            dataset = TensorDataset(self.floats, self.labels)
+            loader = DataLoader(dataset, batch_size=BATCH, shuffle=True)
 
         def run() -> float:
             clock.reset()
@@ -244,10 +314,13 @@ def main() -> None:
         name: partial(bench.engine, name, augment, **overrides)
         for name, (augment, overrides) in ENGINES.items()
     }
-    makers["loop"] = lambda: bench.manual(bench.preloaded())
-    makers["dataloader_w0"] = lambda: bench.manual(bench.loaded(0))
+    makers["loop_fp32"] = lambda: bench.manual(bench.preloaded())
+    makers["loop_bf16_cl"] = lambda: bench.manual(bench.preloaded(), bf16_cl=True)
     makers["dataloader_w2"] = lambda: bench.manual(bench.loaded(2))
-    makers |= {"keras": bench.keras, "lightning": bench.lightning}
+    makers["dataloader_w2_augment"] = lambda: bench.manual(bench.loaded(2, AUGMENT))
+    makers["keras"] = bench.keras
+    makers["lightning"] = bench.lightning
+    makers["lightning_dataloader"] = lambda: bench.lightning(in_memory=False)
     contenders: dict[str, Runner] = {}
     skipped: dict[str, str] = {}
     for name, make in makers.items():
@@ -263,32 +336,54 @@ def main() -> None:
     def ratio(a: str, b: str) -> float | None:
         return ips[a] / ips[b] if ips.get(a) and ips.get(b) else None
 
-    loader = max(("dataloader_w0", "dataloader_w2"), key=lambda n: ips[n] or 0.0)
-    rivals = {"loop": "loop", "dataloader": loader, "keras": "keras", "lightning": "lightning"}
-    plain = [n for n in contenders if n.startswith("engine_") and "augment" not in n]
-    fastest = max(plain, key=lambda n: ips[n] or 0.0)
+    default_precision = Precision("auto", torch.device("cpu")).name
+    rows = [
+        row(
+            f"LeNet-5/MNIST training throughput, batch 128 ({name})",
+            ips[name],
+            unit="images/s",
+            contender=f"{label}: {ips[rival]:,.0f} images/s" if ips[rival] else f"{label}: skipped",
+            ratio=ratio(name, rival),
+            precision=precision,
+        )
+        for name, rival, precision, label, _ in COMPARISONS
+    ]
+    rows.append(
+        row(
+            "LeNet-5/MNIST training throughput, batch 128, striate's default settings",
+            ips["engine_default"],
+            unit="images/s",
+            contender="plain loop, autocast bf16 + channels-last"
+            if default_precision == "bf16"
+            else "plain loop, fp32",
+            ratio=ratio(
+                "engine_default", "loop_bf16_cl" if default_precision == "bf16" else "loop_fp32"
+            ),
+            precision=default_precision,
+        )
+    )
     out = {
         "bench": "engine_lenet5_mnist",
+        "quick": args.quick,
         **environment(),
         "batch": BATCH,
         "steps_per_call_x_rounds": [steps, rounds],
         "train_images": len(images),
+        "default_precision": default_precision,
         "matmul_peak_gflops": peaks,
         "train_flops_per_image": flops,
         "images_per_s": ips,  # median over rounds; best round (least disturbed) below
         "images_per_s_best": {k: BATCH / min(v) for k, v in per_step.items()},
-        "vs_loop": {k: ratio(k, "loop") for k in ips},
         "efficiency": {k: efficiency(v, flops, peaks) for k, v in ips.items() if v},
         "fit_overhead_s": {k: median(v) for k, v in bench.fit_overhead.items()},
-        "fastest_engine_setting": fastest,
+        "ratios": {f"{a} / {b}": ratio(a, b) for a, b, *_ in COMPARISONS},
+        "targets_met": {
+            f"{a} / {b} >= {t}": (r >= t) if (r := ratio(a, b)) else None
+            for a, b, _, _, t in COMPARISONS
+            if t
+        },
         "skipped": skipped,
-        "targets": TARGETS,
-    }
-    for label, engine in (("engine_default", "engine_default"), ("fastest_engine", fastest)):
-        out[f"{label}_over"] = {f"{r} ({n})": ratio(engine, n) for r, n in rivals.items()}
-    out["default_meets_target"] = {
-        r: (x >= TARGETS[r]) if (x := ratio("engine_default", n)) else None
-        for r, n in rivals.items()
+        "rows": rows,
     }
     out["wall_s"] = time.perf_counter() - wall
     out["threads_after"] = torch.get_num_threads()  # Keras / Lightning must not change it

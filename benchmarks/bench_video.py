@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from _common import emit, environment
+from _common import emit, environment, row
 from striate.apps import video
 
 
@@ -67,9 +67,18 @@ def main() -> None:
             "cnn_alone": run(True, args, runs),
         }
     rnn, cnn = table[f"cnn+{args.cell}"], table["cnn_alone"]
+    rows = [
+        row(
+            f"moving digits, {name}, {args.epochs} epochs: per-frame test accuracy "
+            f"(on the frames where the digit is hidden: {r['memory_accuracy']:.3f})",
+            r["accuracy"],
+        )
+        for name, r in table.items()
+    ]
     emit(
         {
             "bench": "video",
+            "rows": rows,
             "quick": args.quick,
             "data": {
                 "source": "moving-digits",

@@ -7,6 +7,13 @@ the first layer's input product W_xh x_t picks one column of W_xh; a stack of re
     y_t = W_hy h_t + b_y          (logits over the vocabulary for the next character)
 
 For large vocabularies an ``embedding`` size replaces the one-hot input by a learned table.
+
+Initialization: torch's, uniform in (-1/sqrt(H), 1/sqrt(H)) for every recurrent weight and
+bias, *including the LSTM's forget gate* (``forget_bias=None``). The forget-gate bias of 1
+that :class:`striate.nn.recurrent.Recurrent` uses by default (Jozefowicz et al. 2015, for
+long memory) slows a character model down: on tiny-shakespeare (1x256 LSTM, embedding 64,
+batch 64 x 100, Adam 2e-3, 156 steps) validation reaches 2.066 nats/char with it against
+1.997 without, where a plain ``torch.nn.LSTM`` script reaches 1.996.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class CharRNN(nn.Module):
         dropout: float = 0.0,
         embedding: int | None = None,
         impl: str = "auto",
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         if vocab_size < 2:
@@ -46,11 +54,18 @@ class CharRNN(nn.Module):
             "layers": layers,
             "dropout": dropout,
             "embedding": embedding,
+            "forget_bias": forget_bias,
         }
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size, embedding) if embedding else None
         self.rnn = Recurrent(
-            cell, embedding or vocab_size, hidden, num_layers=layers, dropout=dropout, impl=impl
+            cell,
+            embedding or vocab_size,
+            hidden,
+            num_layers=layers,
+            dropout=dropout,
+            impl=impl,
+            forget_bias=forget_bias,
         )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
