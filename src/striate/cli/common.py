@@ -140,7 +140,7 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
     "image_size": _size(MAX_IMAGE_SIDE, "image size"),
     "batch_size": _size(MAX_BATCH, "batch size"),
     "batch": _size(MAX_BATCH, "batch size"),
-    "beam": _size(MAX_BEAM, "beam width"),
+    "beam": _size(MAX_BEAM, "beam size"),
     "frames": _size(MAX_FRAMES, "frames per clip"),
     "length": _size(MAX_TOKENS, "length"),
     "max_len": _size(MAX_TOKENS, "maximum length"),
