@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         records += read_records(Path(log).read_text(encoding="utf-8").splitlines())
     if not records:
         parser.error("no benchmark JSON lines found in " + ", ".join(args.logs))
-    from striate.artifacts.atomic import write_text
+    from striate.atomic import write_text
 
     write_text(args.output, table(records))
     print(f"{args.output}: {sum(len(r.get('rows') or [1]) for r in records)} rows")

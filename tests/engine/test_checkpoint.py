@@ -128,3 +128,16 @@ def test_rng_state_survives_json(tmp_path):
     expected = torch.rand(4)
     set_rng_state(load_checkpoint(path).meta["rng"])
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_runs_started_in_the_same_second_get_different_default_names(tmp_path, monkeypatch):
+    from striate.artifacts import run_dir
+
+    monkeypatch.setattr(run_dir.time, "strftime", lambda fmt: "20261204-120000")
+    first = run_dir.new_run(None, "lenet5-digits", tmp_path)
+    (first.path / "config.json").write_text("{}")
+    second = run_dir.new_run(None, "lenet5-digits", tmp_path)
+    assert first.path.name == "lenet5-digits-20261204-120000"
+    assert second.path.name == "lenet5-digits-20261204-120000-2"
+    with pytest.raises(StriateError, match="already exists"):  # a chosen name is never reused
+        run_dir.new_run(first.path.name, "lenet5-digits", tmp_path)

@@ -29,7 +29,6 @@ from striate.analysis.inspect_cnn import (
 from striate.analysis.receptive_field import LayerField, receptive_fields
 from striate.analysis.toeplitz_view import matrix_shape, toeplitz_view
 from striate.apps.image_classification import load_classifier
-from striate.artifacts.atomic import write_json
 from striate.artifacts.plots import (
     plot_feature_maps,
     plot_filters,
@@ -39,6 +38,7 @@ from striate.artifacts.plots import (
     plot_worst_errors,
 )
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import load_image_data, read_image_file
 from striate.data.transforms.functional import to_square

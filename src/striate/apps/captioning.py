@@ -39,10 +39,10 @@ from striate.apps._runs import (
     saved_config,
 )
 from striate.apps.image_classification import load_classifier
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_attention_words
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.captions import CaptionData, load_caption_data
 from striate.data.sources.folder import read_image_file

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from striate import __version__
 from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.batching import StreamBatches, TensorBatches
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import (

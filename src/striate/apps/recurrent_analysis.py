@@ -30,9 +30,9 @@ from striate.analysis.gates import SIGNALS, Unit, pick_units, trace_lstm
 from striate.analysis.gradients import GradientCurve, gradient_norms, head_readout
 from striate.apps.text_generation import generate, load_text_model
 from striate.artifacts import html
-from striate.artifacts.atomic import write_json
 from striate.artifacts.recurrent_plots import cell_label, plot_gradient_norms, plot_unit_activity
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.sources.memory_tasks import AddingProblem
 from striate.data.sources.text import load_text, split_text
 from striate.engine.device import resolve_device

@@ -33,10 +33,10 @@ from typing import Any
 
 from striate import __version__
 from striate.artifacts import html
-from striate.artifacts.atomic import atomic_path
 from striate.artifacts.metrics_log import read_metrics
 from striate.artifacts.recurrent_plots import plot_metric_curves
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, open_run
+from striate.atomic import atomic_path
 from striate.errors import StriateError
 
 __all__ = ["report"]

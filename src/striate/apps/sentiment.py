@@ -35,10 +35,10 @@ from striate.apps._runs import (
     recurrent_engine_defaults,
     saved_config,
 )
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources._split import limit_index
 from striate.data.sources.labelled_text import LabelledTexts

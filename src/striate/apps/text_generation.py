@@ -187,8 +187,8 @@ def evaluate(
     file to measure instead (its characters must be in the run's vocabulary). Writes
     ``eval-SPLIT.json`` (``eval-file.json`` for ``data``) into the run.
     """
-    from striate.artifacts.atomic import write_json
     from striate.artifacts.run_dir import RunDir, locate_checkpoint
+    from striate.atomic import write_json
     from striate.data.sources.text import read_text_file
     from striate.engine.loop import evaluate as evaluate_batches
 

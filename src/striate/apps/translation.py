@@ -39,9 +39,9 @@ from striate.apps._runs import (
     recurrent_engine_defaults,
     saved_config,
 )
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.parallel import ParallelText, load_parallel
 from striate.data.words import WordVocab, detokenize, tokenize

@@ -30,9 +30,9 @@ from striate.apps._runs import (
     recurrent_engine_defaults,
     saved_config,
 )
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
+from striate.atomic import write_json
 from striate.data.batching import TensorBatches
 from striate.data.sources.moving_digits import MovingDigits
 from striate.data.sources.video import (

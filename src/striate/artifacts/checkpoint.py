@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from striate.artifacts.atomic import fsync_dir, fsync_file, write_json
+from striate.atomic import fsync_dir, fsync_file, write_json
 from striate.errors import StriateError
 
 MODEL_FILE = "model.safetensors"

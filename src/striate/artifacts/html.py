@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.atomic import write_text
+from striate.atomic import write_text
 
 __all__ = [
     "SCALES",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.atomic import write_text
+from striate.atomic import write_text
 from striate.errors import StriateError
 
 FIRST_FIELDS = ("phase", "epoch", "step")

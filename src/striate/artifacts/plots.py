@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from striate.artifacts.atomic import atomic_path
+from striate.atomic import atomic_path
 
 
 def _pyplot() -> Any:

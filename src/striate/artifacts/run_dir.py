@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.atomic import write_json
 from striate.artifacts.checkpoint import (
     META_FILE,
     best_checkpoint,
@@ -26,6 +25,7 @@ from striate.artifacts.checkpoint import (
     list_checkpoints,
     read_record,
 )
+from striate.atomic import write_json
 from striate.errors import StriateError
 
 DEFAULT_ROOT = Path("runs")
@@ -69,8 +69,11 @@ class RunDir:
 def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:
     """Create ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``); never reuse one."""
     root = Path(root)
-    name = name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = root / name
+    path = root / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not name:  # a default name never collides: two runs started in the same second
+        stem, n = path.name, 2
+        while path.exists():
+            path, n = root / f"{stem}-{n}", n + 1
     if path.exists() and any(path.iterdir()):
         raise StriateError(f"run directory {path} already exists; pick another --name or --resume")
     try:
@@ -80,9 +83,18 @@ def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> R
     return RunDir(path)
 
 
+def _readable_name(path: Path) -> Path:
+    """``path``, or one line when the system can't even look it up (a name too long)."""
+    try:
+        path.exists()
+    except OSError as exc:
+        raise StriateError(f"cannot look up {str(path)[:60]!r}...: {exc.strerror}") from None
+    return path
+
+
 def open_run(run: str | Path, root: str | Path = DEFAULT_ROOT) -> RunDir:
     """Find an existing run by path, or by name under ``root``."""
-    for candidate in (Path(run), Path(root) / str(run)):
+    for candidate in (_readable_name(Path(run)), _readable_name(Path(root) / str(run))):
         if (candidate / "checkpoints").is_dir() or (candidate / "config.json").is_file():
             return RunDir(candidate)
     raise StriateError(f"no run found at {run!s} (looked for a run directory with checkpoints)")
@@ -95,7 +107,7 @@ def locate_checkpoint(path: str | Path, root: str | Path = DEFAULT_ROOT) -> tupl
     ``--keep-best``) when it has one, else its latest; ``RUN@latest``, ``RUN@best`` and
     ``RUN@step-N`` select others. ``apps._runs.resolve_checkpoint`` is the public name.
     """
-    text = str(path)
+    text = str(_readable_name(Path(path)))
     if (Path(text) / META_FILE).is_file():
         return Path(text).parent.parent, Path(text)
     base, sep, which = text.rpartition("@")

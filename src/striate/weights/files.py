@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from striate.artifacts.atomic import atomic_path
+from striate.atomic import atomic_path
 from striate.errors import StriateError
 
 __all__ = ["SAFE_TORCH", "convert_weights", "read_state_dict", "save_state_dict"]

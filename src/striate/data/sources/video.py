@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from striate.atomic import atomic_path, fsync_dir, fsync_file, write_text
 from striate.data.sources.base import SPLITS
 from striate.data.sources.folder import IMAGE_EXTENSIONS, read_image_file
 from striate.data.transforms.functional import to_square
@@ -455,9 +456,10 @@ def save_clip(
     text = "".join(f"{label}\n" for label in labels) if labels is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in VIDEO_EXTENSIONS:
-        _encode_video(frames, path, fps)
+        with atomic_path(path) as tmp:
+            _encode_video(frames, tmp, fps)
         if text is not None:
-            _label_file(path).write_text(text, encoding="utf-8")
+            write_text(_label_file(path), text)
         return path
     if path.exists():
         raise StriateError(f"{path} already exists; save the clip under a new name")
@@ -470,7 +472,10 @@ def save_clip(
             )
         if text is not None:
             (tmp / LABELS_FILE).write_text(text, encoding="utf-8")
+        for written in tmp.iterdir():
+            fsync_file(written)
         os.rename(tmp, path)
+        fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
