@@ -15,7 +15,8 @@ from striate.cli.main import main
 from striate.data.sources.text import load_text, split_text
 from striate.data.text_batches import TokenStream
 from striate.data.vocab import CharVocab
-from striate.engine.loop import EngineConfig, evaluate
+from striate.engine.evaluation import evaluate
+from striate.engine.loop import EngineConfig
 from striate.engine.tbptt import TBPTTStep
 
 

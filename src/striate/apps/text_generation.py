@@ -190,7 +190,7 @@ def evaluate(
     from striate.artifacts.run_dir import RunDir, locate_checkpoint
     from striate.atomic import write_json
     from striate.data.sources.text import read_text_file
-    from striate.engine.loop import evaluate as evaluate_batches
+    from striate.engine.evaluation import evaluate as evaluate_batches
 
     if split not in ("train", "val"):
         raise StriateError(f"a text run has train and val splits, not {split!r}")

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,25 +44,24 @@ from striate.artifacts.checkpoint import (
 from striate.artifacts.metrics_log import MetricsLog
 from striate.artifacts.plots import plot_curves
 from striate.artifacts.run_dir import RunDir
-from striate.engine.device import PRECISIONS, Precision, move_to_device, resolve_device
+from striate.engine.device import PRECISIONS, Precision, resolve_device
 from striate.engine.distributed import DistContext, unwrap
+from striate.engine.evaluation import (
+    Batches,
+    add_sums,
+    evaluate,
+    prepare_batch,
+    reduce_sums,
+)
 from striate.engine.optim import (
     OPTIMIZERS,
     SCHEDULES,
-    budget_multiplier,
     build_optimizer,
-    lr_multiplier,
     set_lr,
-    tail_multiplier,
 )
+from striate.engine.plan import Plan, factor_fn, plan_for
 from striate.engine.steps import Step
 from striate.errors import Interrupted, StriateError
-
-
-class Batches(Protocol):
-    def __len__(self) -> int: ...
-
-    def epoch(self, epoch: int, start: int = 0) -> Any: ...
 
 
 @dataclass
@@ -168,130 +167,10 @@ def lower_is_better(metric: str) -> bool:
     return metric in ("loss", "bpc", "perplexity") or metric.endswith(("loss", "error"))
 
 
-def _prepare(batch: Any, device: torch.device, channels_last: bool) -> Any:
-    """A batch on the device (every tensor in it), images channels-last if asked."""
-    batch = move_to_device(batch, device, non_blocking=device.type == "cuda")
-    if not channels_last or not isinstance(batch, (tuple, list)) or not batch:
-        return batch
-    first = batch[0]
-    if not isinstance(first, torch.Tensor) or first.dim() != 4:
-        return batch
-    return (first.contiguous(memory_format=torch.channels_last), *batch[1:])
-
-
 def _reset(step: Step) -> None:
     reset = getattr(step, "reset", None)
     if reset is not None:
         reset()
-
-
-def _reset_eval(step: Step) -> None:
-    """Before a validation pass: forget the step's evaluation state, never its training
-    state (a validation mid-epoch must not restart TBPTT's carried hidden state)."""
-    reset = getattr(step, "reset_eval", None) or getattr(step, "reset", None)
-    if reset is not None:
-        reset()
-
-
-def _add(total: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
-    for key, value in sums.items():
-        total[key] = total[key] + value if key in total else value.detach().clone()
-
-
-def _reduce(total: dict[str, torch.Tensor], dist: DistContext) -> dict[str, float]:
-    if not total:
-        return {}
-    keys = sorted(total)
-    packed = torch.stack([total[k].double() for k in keys])
-    packed = dist.all_reduce_sum(packed).cpu()
-    return {k: float(v) for k, v in zip(keys, packed, strict=True)}
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    step: Step,
-    batches: Batches,
-    precision: Precision | None = None,
-    dist: DistContext | None = None,
-    channels_last: bool = False,
-) -> dict[str, float]:
-    """Run ``step.evaluate`` over every batch (each rank its share) and summarize."""
-    dist = dist or DistContext()
-    was_training = model.training
-    model.eval()
-    total: dict[str, torch.Tensor] = {}
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
-        _reset_eval(step)
-        for batch in batches.epoch(0):
-            batch = _prepare(batch, device, channels_last)
-            if precision is None:
-                _add(total, step.evaluate(model, batch))
-            else:
-                with precision.autocast():
-                    _add(total, step.evaluate(model, batch))
-    finally:
-        model.train(was_training)
-    return step.summarize(_reduce(total, dist))
-
-
-# ---------------------------------------------------------------------------------------------
-# the plan: how long the run is, and the learning rate at every point of it
-
-
-@dataclass
-class _Plan:
-    """The run's length (steps, or seconds of training on a budget) and its schedule.
-
-    The learning-rate factor is a pure function of (step, elapsed seconds), so a resumed run
-    only needs those two numbers. ``tail`` is set when a resumed run was given another
-    length: from ``from_step`` (``from_s``) on, the factor falls by half a cosine from what
-    it was there (``factor``) to 0 at the new end (see ``optim.tail_multiplier``).
-    """
-
-    total_steps: int | None  # None on a time budget
-    budget_s: float | None
-    tail: dict[str, float] | None = None
-
-    def end(self) -> dict[str, float | None]:
-        return {"total_steps": self.total_steps, "budget_s": self.budget_s}
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.end(), "tail": self.tail}
-
-
-def _plan_for(config: EngineConfig, steps_per_epoch: int) -> _Plan:
-    if config.time_budget is not None:
-        return _Plan(None, config.time_budget * 60.0)
-    return _Plan(config.epochs * steps_per_epoch, None)
-
-
-def _factor_fn(config: EngineConfig, steps_per_epoch: int, plan: _Plan) -> Any:
-    """f(step, elapsed_s) → the learning-rate factor of ``plan``."""
-    step_every = config.step_every_epochs * steps_per_epoch
-    if plan.budget_s is not None and plan.total_steps is None:
-        shape = budget_multiplier(config.schedule, config.warmup_steps, step_every, config.gamma)
-        base = lambda s, t: shape(s, t / plan.budget_s)  # noqa: E731
-    else:
-        by_step = lr_multiplier(
-            config.schedule, plan.total_steps or 1, config.warmup_steps, step_every, config.gamma
-        )
-        base = lambda s, t: by_step(s)  # noqa: E731
-    tail = plan.tail
-    if tail is None:
-        return base
-
-    def with_tail(step: int, elapsed: float) -> float:
-        if step < tail["from_step"]:
-            return base(step, elapsed)
-        if tail.get("to_s") is not None:
-            done = (elapsed - tail["from_s"]) / max(tail["to_s"] - tail["from_s"], 1e-9)
-        else:
-            done = (step - tail["from_step"]) / max(tail["to_step"] - tail["from_step"], 1)
-        return tail_multiplier(tail["factor"], done)
-
-    return with_tail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,8 +232,8 @@ class _Training:
             config.momentum,
             config.nesterov,
         )
-        self.plan = _plan_for(config, self.steps_per_epoch)
-        self.factor = _factor_fn(config, self.steps_per_epoch, self.plan)
+        self.plan = plan_for(config, self.steps_per_epoch)
+        self.factor = factor_fn(config, self.steps_per_epoch, self.plan)
         self.run, self.meta = run, dict(meta or {})
         self.writes = run is not None and dist.is_main
         self.log: MetricsLog | None = None
@@ -419,7 +298,7 @@ class _Training:
                     f"run has trained {elapsed / 60:.2f} minutes already; "
                     "give a larger --time-budget (the total) to train further"
                 )
-            old = _factor_fn(self.config, self.steps_per_epoch, _Plan(**saved))
+            old = factor_fn(self.config, self.steps_per_epoch, Plan(**saved))
             self.plan.tail = {
                 "from_step": step,
                 "from_s": elapsed,
@@ -427,7 +306,7 @@ class _Training:
                 "to_step": self.plan.total_steps,
                 "to_s": self.plan.budget_s,
             }
-        self.factor = _factor_fn(self.config, self.steps_per_epoch, self.plan)
+        self.factor = factor_fn(self.config, self.steps_per_epoch, self.plan)
 
     # -- one update ---------------------------------------------------------------------------
     def update(self, trainable: nn.Module, batch: Any) -> None:
@@ -437,7 +316,7 @@ class _Training:
         seed_step(config.seed, self.global_step, self.dist.rank, self.device)
         factor = self.factor(self.global_step, self.elapsed())
         set_lr(self.optimizer, config.lr, factor, self.global_step)
-        batch = _prepare(batch, self.device, self.channels_last)
+        batch = prepare_batch(batch, self.device, self.channels_last)
         with precision.autocast():
             out = self.step_fn.train(trainable, batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -451,7 +330,7 @@ class _Training:
         precision.scaler.step(self.optimizer)
         precision.scaler.update()
         self.global_step += 1
-        _add(self.window, out.sums)
+        add_sums(self.window, out.sums)
 
     def elapsed(self) -> float:
         """Seconds of training so far, over every resume (what a time budget counts)."""
@@ -504,7 +383,7 @@ class _Training:
 
     def log_window(self, epoch: int) -> dict[str, Any]:
         """Log the steps since the last record (their summed metrics, samples per second)."""
-        sums = _reduce(self.window, self.dist)
+        sums = reduce_sums(self.window, self.dist)
         seconds = time.perf_counter() - self.window_start
         record = {
             "phase": "train",
