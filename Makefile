@@ -59,10 +59,11 @@ bench: $(BENCH_STAMP)
 	$(BENCH_ENV) $(PY) benchmarks/bench_mnist_time_to_99.py --long >> $(BENCH_LOG)
 	$(PY) benchmarks/results_table.py benchmarks/RESULTS.md $(BENCH_LOG)
 
+# smoke figures never replace the measured table: they go to runs/bench/RESULTS-quick.md
 bench-quick: $(BENCH_STAMP)
-	mkdir -p runs/bench && rm -f $(BENCH_LOG)
-	for b in $(BENCHES); do $(BENCH_ENV) $(PY) benchmarks/bench_$$b.py --quick >> $(BENCH_LOG) || exit 1; done
-	$(PY) benchmarks/results_table.py benchmarks/RESULTS.md $(BENCH_LOG)
+	mkdir -p runs/bench && rm -f runs/bench/quick.jsonl
+	for b in $(BENCHES); do $(BENCH_ENV) $(PY) benchmarks/bench_$$b.py --quick >> runs/bench/quick.jsonl || exit 1; done
+	$(PY) benchmarks/results_table.py runs/bench/RESULTS-quick.md runs/bench/quick.jsonl
 
 gpu-check: setup
 	$(PY) scripts/gpu_check.py
