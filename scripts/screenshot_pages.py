@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import shutil
 import socket
 import threading
 import time
@@ -97,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out", default="docs/serve")
-    parser.add_argument("--browser", default="/usr/bin/chromium")
+    parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--image", help="the image to caption (default: generated shapes)")
     parser.add_argument("--clip", help="a zip of frames to label (default: generated digits)")
     parser.add_argument(
