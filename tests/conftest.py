@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: where the real data lies, a quiet, small torch, and devices.
+"""Fixtures shared by every test: where the real data lies, a quiet, small torch, devices, and
+a file server on 127.0.0.1 (downloads are tested against it, never against the network).
 
 Devices: a test marked ``gpu`` needs CUDA and is skipped, with the reason, where torch sees
 no CUDA GPU; a test marked ``cpu`` is about CPU behaviour and runs as on a CPU-only machine
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,79 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+# -- a file server on 127.0.0.1 ---------------------------------------------------------------
+
+
+class _FileHandler(BaseHTTPRequestHandler):
+    server: FileServer
+
+    def do_GET(self) -> None:
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        file = srv.root / self.path.lstrip("/")
+        if not file.is_file():
+            self.send_error(404)
+            return
+        data = file.read_bytes()
+        start, status = 0, 200
+        wanted = self.headers.get("Range")
+        if wanted and srv.honour_range:
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if srv.cut_after is not None:  # announce everything, send part, hang up
+            body, srv.cut_after = body[: srv.cut_after], None
+            self.close_connection = True
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class FileServer(ThreadingHTTPServer):
+    """Serves the files under ``root``, honouring ``Range`` (unless ``honour_range`` is off),
+    recording each request as ``(path, range header)``; ``cut_after = n`` makes the next
+    answer announce the whole file, send ``n`` bytes and hang up."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _FileHandler)
+        self.root = root
+        self.requests: list[tuple[str, str | None]] = []
+        self.honour_range = True
+        self.cut_after: int | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+
+@pytest.fixture
+def file_server(tmp_path: Path):
+    """A :class:`FileServer` on 127.0.0.1 serving the (empty) folder ``tmp_path/served``."""
+    root = tmp_path / "served"
+    root.mkdir()
+    srv = FileServer(root)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -19,72 +16,11 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        file = srv.root / self.path.lstrip("/")
-        if not file.is_file():
-            self.send_error(404)
-            return
-        data = file.read_bytes()
-        start, status = 0, 200
-        wanted = self.headers.get("Range")
-        if wanted and srv.honour_range:
-            start = int(wanted.removeprefix("bytes=").split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
-        self.send_response(status)
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        body = data[start:]
-        if srv.cut_after is not None:  # announce everything, send part, hang up
-            body = body[: srv.cut_after]
-            srv.cut_after = None
-            self.wfile.write(body)
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.root = root
-        self.requests: list[tuple[str, str | None]] = []
-        self.honour_range = True
-        self.cut_after: int | None = None
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{name}"
-
-
 @pytest.fixture
-def server(tmp_path: Path):
-    root = tmp_path / "served"
-    root.mkdir()
-    (root / "data.bin").write_bytes(PAYLOAD)
-    srv = _Server(root)
-    thread = threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server(file_server):
+    """The loopback file server (tests/conftest.py) serving ``data.bin``."""
+    (file_server.root / "data.bin").write_bytes(PAYLOAD)
+    return file_server
 
 
 def _dead_url() -> str:
