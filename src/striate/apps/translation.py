@@ -385,6 +385,23 @@ class Translator:
             self.model.train(was_training)
         return out
 
+    @torch.no_grad()
+    def attention(self, sentence: str, tokens: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+        """(source tokens, weights (len(tokens), S)) for a sentence and its translation
+        ``tokens`` (as :meth:`translate_scored` gives them): row t holds the attention
+        weights over the S source tokens (the words as read, then ``<eos>``) with which
+        target word t was chosen (:meth:`Seq2Seq.attention_weights`)."""
+        pre = self.preprocessing
+        source = [*tokenize(sentence, pre.lowercase)[: 4 * pre.max_length], "<eos>"]
+        if not tokens:
+            return source, torch.zeros(0, len(source))
+        device = self.model.out.weight.device
+        src = torch.tensor([pre.src_ids(self.src_vocab, sentence)], device=device)
+        tgt_in = torch.tensor([self.tgt_vocab.encode(list(tokens), bos=True)[:-1]])
+        lengths = torch.tensor([src.shape[1]])
+        weights = self.model.attention_weights(src, lengths, tgt_in.to(device))
+        return source, weights[0].float().cpu()
+
     def translate(
         self,
         sentences: Sequence[str],
@@ -433,7 +450,9 @@ def translate(
 
     predictor = load(run, device, kind=KIND, runs_dir=runs_dir)
     items = [sentences] if isinstance(sentences, str) else list(sentences)
-    rows = predictor.predict(items, beam=beam, length_penalty=length_penalty, max_length=max_len)
+    rows = predictor.predict(
+        items, beam=beam, length_penalty=length_penalty, max_length=max_len, attention=False
+    )
     return [row["translation"] for row in rows]
 
 
