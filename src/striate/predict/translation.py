@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from striate.apps.translation import KIND, translator_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
-from striate.data.words import detokenize
+from striate.data.words import detokenize, tokenize
 from striate.errors import StriateError
 from striate.models import count_parameters
 from striate.predict import register_predictor
@@ -89,10 +91,26 @@ class TranslationPredictor(Predictor):
                 "note": "this model has no attention (trained with attention=none): "
                 "one fixed summary of the source serves every target word",
             }
-        source, weights = self.translator.attention(sentence, tokens)
+        source, weights = self.attention(sentence, tokens)
         return {
             "kind": self.attention_kind,
             "source": source,
             "target": list(tokens),
             "weights": [[round(float(v), 5) for v in row] for row in weights.tolist()],
         }
+
+    @torch.no_grad()
+    def attention(self, sentence: str, tokens: list[str]) -> tuple[list[str], torch.Tensor]:
+        """(source tokens, weights (len(tokens), S)) for a sentence and its translation
+        ``tokens``: row t holds the attention weights over the S source tokens (the words as
+        read, then ``<eos>``) with which target word t was chosen
+        (:meth:`~striate.models.seq2seq.Seq2Seq.attention_weights`)."""
+        pre, model = self.translator.preprocessing, self.translator.model
+        source = [*tokenize(sentence, pre.lowercase)[: 4 * pre.max_length], "<eos>"]
+        if not tokens:
+            return source, torch.zeros(0, len(source))
+        src = torch.tensor([pre.src_ids(self.translator.src_vocab, sentence)])
+        tgt_in = torch.tensor([self.translator.tgt_vocab.encode(tokens, bos=True)[:-1]])
+        lengths = torch.tensor([src.shape[1]])
+        weights = model.attention_weights(src.to(self.device), lengths, tgt_in.to(self.device))
+        return source, weights[0].float().cpu()
