@@ -74,9 +74,12 @@ def _act(page, kind: str, image: bytes, clip: bytes, sentences: str) -> None:
         page.click("#explain")  # the first layer's maps and the saliency of the top class
         page.wait_for_selector("#explained", state="visible")
     elif kind == "text-generation":
+        page.fill("#prime", "the ")  # lower case: small corpora may have no capitals
         page.fill("#length", "600")
         page.click("#generate")
-        page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')")
+        page.wait_for_function(  # generous: the machine may be busy with other work
+            "document.querySelector('#status').textContent.startsWith('done')", timeout=180_000
+        )
     elif kind == "sentiment":
         page.fill("#text", "a gripping, beautifully shot film")
         page.click("#go")
