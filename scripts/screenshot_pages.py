@@ -4,9 +4,10 @@
 
 Serves the runs (in this process, on a free loopback port), opens each run's page in
 headless Chromium (Debian's ``chromium`` package, through Playwright), acts on it (draws a
-digit, streams text, types a sentence, uploads an image or a zip of frames: ``--image`` and
-``--clip`` choose the files, else small generated ones) and saves ``OUT/KIND.png``, plus
-``OUT/index.png``. Not a dependency of striate: a tool for checking the pages by eye.
+digit and asks what the network saw, streams text, types a sentence and draws its
+attention, uploads an image or a zip of frames: ``--image`` and ``--clip`` choose the
+files, else small generated ones) and saves ``OUT/KIND.png``, plus ``OUT/index.png``. Not a
+dependency of striate: a tool for checking the pages by eye.
 """
 
 from __future__ import annotations
@@ -70,10 +71,15 @@ def _act(page, kind: str, image: bytes, clip: bytes, sentences: str) -> None:
                 page.wait_for_timeout(15)
         page.mouse.up()
         page.wait_for_function("document.querySelectorAll('#bars .bar').length === 5")
+        page.click("#explain")  # the first layer's maps and the saliency of the top class
+        page.wait_for_selector("#explained", state="visible")
     elif kind == "text-generation":
+        page.fill("#prime", "the ")  # lower case: small corpora may have no capitals
         page.fill("#length", "600")
         page.click("#generate")
-        page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')")
+        page.wait_for_function(  # generous: the machine may be busy with other work
+            "document.querySelector('#status').textContent.startsWith('done')", timeout=180_000
+        )
     elif kind == "sentiment":
         page.fill("#text", "a gripping, beautifully shot film")
         page.click("#go")
@@ -82,6 +88,7 @@ def _act(page, kind: str, image: bytes, clip: bytes, sentences: str) -> None:
         page.fill("#text", sentences)
         page.click("#go")
         page.wait_for_function("document.querySelectorAll('.result').length > 0")
+        page.wait_for_timeout(200)  # the attention matrices are drawn with the results
     elif kind == "image-captioning":
         page.set_input_files("#file", files=[{"name": "scene.png", "mimeType": "image/png",
                                               "buffer": image}])  # fmt: skip
@@ -131,7 +138,7 @@ def main() -> None:
                 page.goto(f"{base}/run/{name}")
                 page.wait_for_load_state("networkidle")
                 _act(page, kind, image, clip, args.sentences)
-                page.screenshot(path=out / f"{PAGES[kind]}.png")
+                page.screenshot(path=out / f"{PAGES[kind]}.png", full_page=True)
                 print(f"wrote {out / (PAGES[kind] + '.png')}")
             browser.close()
     finally:

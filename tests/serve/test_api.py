@@ -49,6 +49,23 @@ def _error(response, status: int) -> str:
     return body["error"]
 
 
+def test_explain_and_attention_through_the_api(client):
+    (image,) = _predict(
+        client, "image-classification", b64(png_bytes()), explain=True, target="7"
+    ).json()["results"]
+    seen = image["explain"]
+    assert seen["class"] == "7" and len(seen["feature_maps"]["maps"]) == 6
+    assert seen["saliency"]["size"] == [32, 32] and max(map(max, seen["saliency"]["map"])) == 1
+    assert "no class 'seven'" in _error(
+        _predict(client, "image-classification", b64(png_bytes()), explain=True, target="seven"),
+        400,
+    )
+    (sentence,) = _predict(client, "translation", "big dog", beam=2).json()["results"]
+    attention = sentence["attention"]
+    assert attention["target"] == sentence["tokens"] and attention["source"][-1] == "<eos>"
+    assert [len(row) for row in attention["weights"]] == [3] * len(sentence["tokens"])
+
+
 def test_pages_list_every_run_and_ship_their_own_scripts(client):
     index = client.get("/")
     assert index.status_code == 200

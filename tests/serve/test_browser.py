@@ -103,6 +103,33 @@ def test_drawing_a_digit_updates_the_top5_while_drawing(page, tmp_path):
     assert page.locator("#bars .bar").count() == 0
 
 
+def test_explain_shows_the_feature_maps_and_the_saliency_of_the_chosen_class(page):
+    _open(page, "digits")
+    page.click("#explain")  # nothing drawn yet: the page says so
+    assert page.locator("#explain-status").inner_text() == "Draw or drop an image first."
+    page.set_input_files("#file", files=[{"name": "one.png", "mimeType": "image/png",
+                                          "buffer": png_bytes()}])  # fmt: skip
+    page.wait_for_function("document.querySelectorAll('#bars .bar').length === 5")
+    page.select_option("#target", "4")
+    page.click("#explain")
+    page.wait_for_selector("#explained", state="visible")
+    assert page.locator("#explained").get_attribute("data-target") == "4"
+    assert page.locator("#explain-status").inner_text() == "saliency for class 4"
+    assert page.locator("#maps img").count() == 6
+    page.wait_for_function(
+        "[...document.querySelectorAll('#maps img')].every((i) => i.complete && i.naturalWidth)"
+    )
+    assert page.evaluate("document.querySelector('#maps img').naturalWidth") == 28
+    alpha = page.evaluate(
+        "() => { const d = document.querySelector('#saliency').getContext('2d')"
+        ".getImageData(0, 0, 196, 196).data; let s = 0, n = 0;"
+        " for (let i = 3; i < d.length; i += 4) { s += d[i]; n += d[i] > 0; } return [s, n]; }"
+    )
+    assert alpha[0] > 0 and alpha[1] < 196 * 196  # drawn, and not uniformly everywhere
+    page.click("#clear")
+    assert page.locator("#explained").is_hidden()
+
+
 def test_dropping_an_image_file_classifies_it(page, tmp_path):
     _open(page, "digits")
     page.set_input_files("#file", files=[{"name": "one.png", "mimeType": "image/png",
@@ -149,6 +176,15 @@ def test_sentiment_and_translation_pages_answer_in_the_page(page):
     page.wait_for_function("document.querySelectorAll('.result').length === 2")
     assert page.locator(".result .src").all_inner_texts() == ["red cat", "big dog runs"]
     assert all(s.startswith("score ") for s in page.locator(".result .status").all_inner_texts())
+    # the attention matrix: one row per target word, one column per source word and <eos>
+    page.wait_for_selector("svg.attention")
+    for n, words in enumerate(page.locator(".result .translation").all_inner_texts()):
+        matrix = page.locator(f".result >> nth={n}").locator("svg.attention")
+        rows = matrix.locator("text.target").all_text_contents()
+        columns = matrix.locator("text.source").all_text_contents()
+        assert " ".join(rows) == words and columns == [*["red cat", "big dog runs"][n].split(),
+                                                       "<eos>"]  # fmt: skip
+        assert matrix.locator("rect.cell").count() == len(rows) * len(columns)
 
 
 def test_caption_shows_the_words_and_their_attention(page):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ class TaskConfig:
     def _engine_from_dict(self) -> None:
         if isinstance(self.engine, dict):
             self.engine = EngineConfig(**self.engine)
+
+    @staticmethod
+    def _require(checks: Iterable[tuple[bool, str]]) -> None:
+        """Refuse the first failed (condition, one-line message) check."""
+        for ok, message in checks:
+            if not ok:
+                raise StriateError(message)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:

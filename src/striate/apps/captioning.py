@@ -22,7 +22,6 @@ image size, the decoder's settings and the word vocabulary.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,26 +29,17 @@ from typing import Any
 
 import torch
 
-from striate import __version__
-from striate.apps._runs import (
-    TaskConfig,
-    load_task_checkpoint,
-    prepare_run,
-    recurrent_engine_defaults,
-    saved_config,
-)
+from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
+from striate.apps._task import Task, evaluating, placement, stamp, write_report
 from striate.apps.image_classification import load_classifier
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_attention_words
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
-from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.captions import CaptionData, load_caption_data
-from striate.data.sources.folder import read_image_file
-from striate.data.transforms.functional import channel_mean_std, to_square
+from striate.data.transforms.functional import channel_mean_std
 from striate.data.words import WordVocab, detokenize, tokenize
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.metrics_text import bleu_1_to_4
 from striate.engine.seq_steps import TeacherForcedStep
@@ -57,7 +47,7 @@ from striate.errors import StriateError
 from striate.models import create_model
 from striate.models.captioner import ATTENTIONS, Captioner, drop_head
 from striate.models.classifier import ImageClassifier
-from striate.nn.decoding import beam_search, greedy_decode
+from striate.nn.decoding import decode
 
 KIND = "image-captioning"
 CELLS = ("lstm", "gru", "gru_cudnn", "rnn")
@@ -108,22 +98,20 @@ class CaptionTrainConfig(TaskConfig):
         self._engine_from_dict()
         if self.attention in ("", "none"):
             self.attention = None
-        if self.attention is not None and self.attention not in ATTENTIONS:
-            raise StriateError(f"attention must be one of {', '.join(ATTENTIONS)}, or none")
-        if self.cell not in CELLS:
-            raise StriateError(f"cell must be one of {', '.join(CELLS)}")
-        if min(self.embedding, self.hidden, self.layers) < 1:
-            raise StriateError("embedding, hidden size and layers must be positive")
-        if not 0 <= self.dropout < 1:
-            raise StriateError("dropout must be in [0, 1)")
-        if self.max_len < 1 or self.min_freq < 1 or self.beam < 1:
-            raise StriateError("max length, minimum word frequency and beam must be positive")
-        if not 0 < self.val_fraction < 1:
-            raise StriateError("validation fraction must be between 0 and 1")
-        if self.image_size is not None and self.image_size < 8:
-            raise StriateError("image size must be at least 8 px")
-        if self.freeze_encoder and not self.encoder_run:
-            raise StriateError("--freeze-encoder needs a trained encoder (--encoder-run RUN)")
+        self._require([
+            (self.attention in (None, *ATTENTIONS),
+             f"attention must be one of {', '.join(ATTENTIONS)}, or none"),
+            (self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}"),
+            (min(self.embedding, self.hidden, self.layers) >= 1,
+             "embedding, hidden size and layers must be positive"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (min(self.max_len, self.min_freq, self.beam) >= 1,
+             "max length, minimum word frequency and beam must be positive"),
+            (0 < self.val_fraction < 1, "validation fraction must be between 0 and 1"),
+            (self.image_size is None or self.image_size >= 8, "image size must be at least 8 px"),
+            (not self.freeze_encoder or bool(self.encoder_run),
+             "--freeze-encoder needs a trained encoder (--encoder-run RUN)"),
+        ])  # fmt: skip
 
 
 @dataclass
@@ -222,8 +210,7 @@ def _build_encoder(
 
 def train(config: CaptionTrainConfig, resume: str | Path | None = None) -> CaptionTrainResult:
     """Train a captioner; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, _, shard = placement(config.engine.device)
     seed, bs = config.engine.seed, config.engine.batch_size
     split = {"val_fraction": config.val_fraction, "seed": seed, "data_dir": config.data_dir}
     pretrained = _pretrained(config)
@@ -238,7 +225,6 @@ def train(config: CaptionTrainConfig, resume: str | Path | None = None) -> Capti
         min_freq=config.min_freq,
         max_size=config.max_vocab,
     )
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     train_b = caption_batches(
         train_data, vocab, config.max_len, bs, shuffle=True, seed=seed, **shard
     )
@@ -254,8 +240,7 @@ def train(config: CaptionTrainConfig, resume: str | Path | None = None) -> Capti
     prefix = f"caption-{label}-{config.data.split(':')[0]}"
     run, resume_from = prepare_run(config, KIND, prefix, resume, dist)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "encoder": encoder_spec,
         "captioner": model.config,
         "input": {"channels": 3, "image_size": size},
@@ -280,14 +265,6 @@ def train(config: CaptionTrainConfig, resume: str | Path | None = None) -> Capti
     return CaptionTrainResult(run.path if run else None, result, vocab, bleu)
 
 
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> CaptionTrainResult:
-    """Continue a captioning run from its latest checkpoint with its saved configuration."""
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(CaptionTrainConfig.from_dict(saved), resume=found.path)
-
-
 # ---------------------------------------------------------------------------------------------
 # load, generate, caption, evaluate
 
@@ -296,8 +273,8 @@ def load_captioner(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[Captioner, WordVocab, dict[str, Any]]:
     """Rebuild a trained captioner (eval mode, CPU) with its vocabulary and metadata."""
-    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "an image captioner", runs_dir)
-    return (*captioner_from_checkpoint(ckpt), ckpt.meta)
+    (model, vocab), meta = TASK.load(run_or_checkpoint, runs_dir)
+    return model, vocab, meta
 
 
 def captioner_from_checkpoint(ckpt: Checkpoint) -> tuple[Captioner, WordVocab]:
@@ -315,7 +292,7 @@ def captioner_from_checkpoint(ckpt: Checkpoint) -> tuple[Captioner, WordVocab]:
     return model.eval(), WordVocab.from_json(meta["vocab"])
 
 
-def _generate_ids(
+def generate_ids(
     model: Captioner,
     vocab: WordVocab,
     images: torch.Tensor,
@@ -326,23 +303,16 @@ def _generate_ids(
     """Generated token ids per image (greedy for beam 1, else beam search), eval mode."""
     if beam < 1:
         raise StriateError("the beam size must be at least 1")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     rows: list[list[int]] = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, images.shape[0], batch_size):
-                chunk = images[start : start + batch_size].to(device)
-                step, state = model.decode_start(chunk)
-                args = (step, state, chunk.shape[0], vocab.bos_id, vocab.eos_id)
-                if beam == 1:
-                    ids = greedy_decode(*args, max_len + 1)
-                else:
-                    ids = beam_search(*args, beam_size=beam, max_len=max_len + 1)
-                rows += [list(row) for row in ids]
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            chunk = images[start : start + batch_size].to(device)
+            step, state = model.decode_start(chunk)
+            ids, _ = decode(
+                step, state, chunk.shape[0], vocab.bos_id, vocab.eos_id, beam, max_len + 1
+            )
+            rows += [list(row) for row in ids]
     return rows
 
 
@@ -356,24 +326,8 @@ def generate(
 ) -> list[str]:
     """A caption per image (N, C, S, S; uint8 or [0, 1] floats), by beam search (beam 1:
     greedy), as detokenized text."""
-    rows = _generate_ids(model, vocab, images, beam, max_len, batch_size)
+    rows = generate_ids(model, vocab, images, beam, max_len, batch_size)
     return [detokenize(vocab.decode(row)) for row in rows]
-
-
-def read_images(images: Sequence[str | Path | torch.Tensor], size: int) -> torch.Tensor:
-    batch = []
-    for item in images:
-        image = item if isinstance(item, torch.Tensor) else read_image_file(item, 3)
-        if image.dim() != 3 or image.shape[0] not in (1, 3):
-            raise StriateError(
-                f"an image must be (C, H, W) with 1 or 3 channels, got {tuple(image.shape)}"
-            )
-        if image.dtype != torch.uint8:
-            image = (image.float() * 255).round().clamp(0, 255).to(torch.uint8)
-        batch.append(to_square(image.expand(3, -1, -1), size))
-    if not batch:
-        raise StriateError("no images given")
-    return torch.stack(batch)
 
 
 def caption(
@@ -385,21 +339,8 @@ def caption(
     """One caption per image: files (any common format) or tensors (C, H, W) with values
     0..255 (uint8) or 0..1 (float); centre-cropped and resized to the model's input size
     (see :class:`striate.predict.caption.CaptionPredictor`, which this calls)."""
-    from striate.predict import load
-
-    predictor = load(run, kind=KIND, runs_dir=runs_dir)
-    rows = predictor.predict(list(images), beam=beam, attention=False)
+    rows = TASK.predictor(run, runs_dir=runs_dir).predict(list(images), beam=beam, attention=False)
     return [row["caption"] for row in rows]
-
-
-@dataclass
-class WordAttention:
-    """Where the captioner looked for each word of its caption of one image."""
-
-    image: torch.Tensor  # (3, S, S) uint8, the image as the model sees it
-    caption: str  # the generated caption, as ``caption`` gives it
-    words: list[str]  # its words (``caption_tokens(caption)``), one per map
-    maps: torch.Tensor  # (len(words), h, w) attention weights α, each map sums to 1
 
 
 def attention_weights(
@@ -407,34 +348,14 @@ def attention_weights(
     image: str | Path | torch.Tensor,
     beam: int = 3,
     runs_dir: str | Path = DEFAULT_ROOT,
-) -> WordAttention:
-    """Caption ``image`` (as :func:`caption` does), then replay the caption with teacher
-    forcing and keep, for each generated word w_t, the soft attention α_t it was predicted
-    with: α_t = softmax_i(score(h_{t-1}, a_i)) over the feature map positions a_1..a_L
-    (Show, Attend and Tell §3.1.2), reshaped to the map's (h, w) grid.
-    A run trained without attention is a :class:`StriateError`."""
-    model, vocab, meta = load_captioner(run, runs_dir)
-    pixels = read_images([image], meta["input"]["image_size"])
-    return word_attention(model, vocab, pixels, beam, meta["max_len"])
-
-
-def word_attention(
-    model: Captioner, vocab: WordVocab, pixels: torch.Tensor, beam: int, max_len: int
-) -> WordAttention:
-    """:func:`attention_weights` for a loaded model and one image ``pixels`` (1, 3, S, S)
-    uint8 as the model sees it."""
-    if model.attention is None:
-        raise StriateError("this captioner has no attention; train with --attention")
-    (row,) = _generate_ids(model, vocab, pixels, beam, max_len)
-    words = vocab.decode(row)
-    tokens_in = torch.tensor([vocab.encode(words, bos=True)])  # <bos> w_1 … w_n
-    device = next(model.parameters()).device
-    alphas = model.attention_maps(pixels.to(device), tokens_in.to(device))[0, : len(words)].cpu()
-    side = math.isqrt(alphas.shape[-1])
-    if side * side != alphas.shape[-1]:
-        raise StriateError(f"the feature map of {alphas.shape[-1]} positions is not square")
-    maps = alphas.reshape(len(words), side, side)
-    return WordAttention(pixels[0], detokenize(words), words, maps)
+) -> Any:
+    """A :class:`~striate.predict.caption.WordAttention`: caption ``image`` (as
+    :func:`caption` does), then replay the caption with teacher forcing and keep, for each
+    generated word w_t, the soft attention α_t it was predicted with: α_t =
+    softmax_i(score(h_{t-1}, a_i)) over the feature map positions a_1..a_L (Show, Attend and
+    Tell §3.1.2), reshaped to the map's (h, w) grid. A run trained without attention is a
+    :class:`StriateError`."""
+    return TASK.predictor(run, "cpu", runs_dir).word_attention(image, beam)
 
 
 def attention_picture(
@@ -473,8 +394,7 @@ def evaluate(
     ``data`` (and ``data_dir``) default to the run's. Writes ``eval-SPLIT.json`` into the run
     with the scores and the first few examples.
     """
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    model, vocab, meta = load_captioner(run, runs_dir)
+    run_path, (model, vocab), meta = TASK.for_evaluation(run, runs_dir)
     source = data or meta["data"]
     dataset = load_caption_data(
         source, split, image_size=meta["input"]["image_size"],
@@ -495,6 +415,8 @@ def evaluate(
             for name, hyp, refs in list(zip(dataset.names, hypotheses, references, strict=True))[:5]
         ],
     }
-    if write:
-        write_json(run_path / f"eval-{split}.json", report)
-    return report
+    return write_report(run_path, split, report, write)
+
+
+TASK = Task(KIND, "an image captioner", CaptionTrainConfig, train, captioner_from_checkpoint)
+resume = TASK.resume

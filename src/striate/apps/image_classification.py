@@ -20,12 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from striate import __version__
-from striate.apps._runs import TaskConfig, load_task_checkpoint, prepare_run, saved_config
+from striate.apps._runs import TaskConfig, prepare_run
+from striate.apps._task import Task, classification_counts, placement, stamp, write_report
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
-from striate.artifacts.plots import plot_confusion
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
-from striate.atomic import write_json
+from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.batching import StreamBatches, TensorBatches
 from striate.data.sources.base import ImageData
 from striate.data.sources.images import (
@@ -36,7 +34,6 @@ from striate.data.sources.images import (
 from striate.data.transforms.augment import build_augmentation
 from striate.data.transforms.functional import channel_mean_std, to_square
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.steps import ClassificationStep, topk_correct
 from striate.errors import StriateError
@@ -172,13 +169,11 @@ def train(
     ``on_epoch_end(epoch, metrics)`` sees each epoch's validation metrics; returning True
     stops training there.
     """
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, device, shard = placement(config.engine.device)
     bs, seed = config.engine.batch_size, config.engine.seed
     pretrained = _fetch_pretrained(config)
     if pretrained is not None and pretrained.image_size and not config.image_size:
         config = replace(config, image_size=pretrained.image_size)
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     if _streams(config):
         train_data, val_data, classes, channels, size, mean, std = _stream_sources(config)
         workers = config.workers
@@ -213,8 +208,7 @@ def train(
     prefix = f"{config.model}-{_data_label(config.data)}"
     run, resume_from = prepare_run(config, KIND, prefix, resume, dist)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "model": net.striate_config,
         "classes": classes,
         "input": {"channels": channels, "image_size": size},
@@ -237,18 +231,6 @@ def train(
         on_epoch_end=on_epoch_end,
     )
     return TrainResult(run.path if run else None, result, classes)
-
-
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> TrainResult:
-    """Continue a run from its latest checkpoint with its saved configuration.
-
-    ``engine_overrides`` may extend it (``epochs``, ``max_steps``) or change how it reports
-    (``progress``, ``log_every``); anything else would not be the same run.
-    """
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(ImageTrainConfig.from_dict(saved), resume=found.path)
 
 
 def _fetch_pretrained(config: ImageTrainConfig) -> Any:
@@ -319,8 +301,7 @@ def load_classifier(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[ImageClassifier, dict[str, Any]]:
     """Rebuild a trained classifier (in eval mode, on CPU) from a run or checkpoint directory."""
-    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "an image classifier", runs_dir)
-    return classifier_from_checkpoint(ckpt), ckpt.meta
+    return TASK.load(run_or_checkpoint, runs_dir)
 
 
 def classifier_from_checkpoint(ckpt: Checkpoint) -> ImageClassifier:
@@ -350,8 +331,7 @@ def evaluate(
     ``data`` defaults to the source the run was trained on; another source must have the
     same classes. Writes ``eval-SPLIT.json`` and ``confusion-SPLIT.png`` into the run.
     """
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    model, meta = load_classifier(run, runs_dir)
+    run_path, model, meta = TASK.for_evaluation(run, runs_dir)
     size, classes, channels = (
         meta["input"]["image_size"],
         meta["classes"],
@@ -372,24 +352,16 @@ def evaluate(
             logits.append(model(ClassificationStep.to_float(images)).float().cpu())
             labels.append(targets.cpu())
     logits, labels = torch.cat(logits), torch.cat(labels)
-    n = len(classes)
-    confusion = torch.bincount(labels * n + logits.argmax(-1), minlength=n * n).view(n, n)
-    per_class = (confusion.diag() / confusion.sum(1).clamp_min(1)).tolist()
+    confusion, counts = classification_counts(labels, logits.argmax(-1), classes)
     report = {
         "split": split,
         "data": source,
         "samples": len(dataset),
         "loss": float(F.cross_entropy(logits, labels)),
-        "accuracy": float(confusion.diag().sum() / len(labels)),
         "top5": float(topk_correct(logits, labels, 5) / len(labels)),
-        "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
-        "confusion": confusion.tolist(),
+        **counts,
     }
-    if write:
-        write_json(run_path / f"eval-{split}.json", report)
-        png = plot_confusion(confusion, classes, run_path / f"confusion-{split}.png")
-        report["confusion_png"] = str(png)
-    return report
+    return write_report(run_path, split, report, write, (confusion, classes))
 
 
 def classify(
@@ -402,8 +374,6 @@ def classify(
 ) -> list[list[tuple[str, float]]]:
     """Top-k (class, probability) pairs for each image, like the lecture's table (see
     :class:`striate.predict.image.ImageClassifierPredictor`, which this calls)."""
-    from striate.predict import load
-
     if weights:
         from striate.predict.image import ImageClassifierPredictor
 
@@ -411,6 +381,10 @@ def classify(
     elif run is None:
         raise StriateError("give a run to classify with, or pretrained weights")
     else:
-        predictor = load(run, kind=KIND, runs_dir=runs_dir)
+        predictor = TASK.predictor(run, runs_dir=runs_dir)
     rows = predictor.predict(list(images), top_k=top_k)
     return [[(t["class"], t["probability"]) for t in row["top"]] for row in rows]
+
+
+TASK = Task(KIND, "an image classifier", ImageTrainConfig, train, classifier_from_checkpoint)
+resume = TASK.resume

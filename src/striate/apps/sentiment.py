@@ -27,18 +27,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from striate import __version__
-from striate.apps._runs import (
-    TaskConfig,
-    load_task_checkpoint,
-    prepare_run,
-    recurrent_engine_defaults,
-    saved_config,
+from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
+from striate.apps._task import (
+    Task,
+    confusion_matrix,
+    length_sorted_chunks,
+    placement,
+    stamp,
+    write_report,
 )
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
-from striate.artifacts.plots import plot_confusion
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
-from striate.atomic import write_json
+from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources._split import limit_index
 from striate.data.sources.labelled_text import LabelledTexts
@@ -46,7 +45,6 @@ from striate.data.sources.sentiment import load_sentiment
 from striate.data.vocab import vocab_from_json
 from striate.data.words import WordVocab, tokenize
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.steps import ClassificationStep
 from striate.errors import StriateError
@@ -176,8 +174,7 @@ def _data_label(data: str) -> str:
 
 def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> SentimentTrainResult:
     """Train a sentence classifier; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, _, shard = placement(config.engine.device)
     seed = config.engine.seed
     train_set = _load_split(config, "train")
     chosen = limit_index(len(train_set), config.limit, seed)
@@ -206,7 +203,6 @@ def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> Sen
     val_ids = encode_texts(val_set.texts, vocab, config.lowercase, config.max_length)
 
     bs = config.engine.batch_size
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     train_b = _batches(train_ids, train_labels, bs, True, seed=seed, **shard)
     val_b = _batches(val_ids, val_set.labels, EVAL_BATCH, False, **shard)
 
@@ -218,8 +214,7 @@ def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> Sen
     prefix = f"{'bi' if config.bidirectional else ''}{config.cell}-{_data_label(config.data)}"
     run, resume_from = prepare_run(config, KIND, prefix, resume, dist)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "model": model.config,
         "vocab": vocab.to_json(),
         "classes": classes,
@@ -242,14 +237,6 @@ def train(config: SentimentTrainConfig, resume: str | Path | None = None) -> Sen
     return SentimentTrainResult(run.path if run else None, result, classes, vocab)
 
 
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> SentimentTrainResult:
-    """Continue a sentiment run from its latest checkpoint with its saved configuration."""
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(SentimentTrainConfig.from_dict(saved), resume=found.path)
-
-
 # ---------------------------------------------------------------------------------------------
 # load, predict, evaluate
 
@@ -258,8 +245,8 @@ def load_sentiment_model(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[SentimentRNN, WordVocab, dict[str, Any]]:
     """Rebuild a trained sentence classifier (eval mode, CPU), its vocabulary and metadata."""
-    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a sentiment classifier", runs_dir)
-    return (*sentiment_model_from_checkpoint(ckpt), ckpt.meta)
+    (model, vocab), meta = TASK.load(run_or_checkpoint, runs_dir)
+    return model, vocab, meta
 
 
 def sentiment_model_from_checkpoint(ckpt: Checkpoint) -> tuple[SentimentRNN, WordVocab]:
@@ -277,10 +264,8 @@ def class_probabilities(
     model: SentimentRNN, ids: list[list[int]], device: torch.device
 ) -> torch.Tensor:
     """(N, classes) softmax probabilities, computed in length-sorted batches."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     probs = torch.empty(len(ids), model.head.out_features)
-    for begin in range(0, len(order), EVAL_BATCH):
-        chunk = order[begin : begin + EVAL_BATCH]
+    for chunk in length_sorted_chunks([len(i) for i in ids], EVAL_BATCH):
         batch, _ = pad_sequences([ids[i] for i in chunk], model.pad_id)
         probs[chunk] = model(batch.to(device)).float().softmax(-1).cpu()
     return probs
@@ -291,9 +276,7 @@ def predict(
 ) -> list[tuple[str, float]]:
     """(label, probability) of the most likely class for each text (see
     :class:`striate.predict.sentiment.SentimentPredictor`, which this calls)."""
-    from striate.predict import load
-
-    rows = load(run, kind=KIND, runs_dir=runs_dir).predict(
+    rows = TASK.predictor(run, runs_dir=runs_dir).predict(
         list(texts) if not isinstance(texts, str) else texts
     )
     return [(row["label"], row["probability"]) for row in rows]
@@ -316,8 +299,7 @@ def evaluate(
     """
     from sklearn.metrics import f1_score
 
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    model, vocab, meta = load_sentiment_model(run, runs_dir)
+    run_path, (model, vocab), meta = TASK.for_evaluation(run, runs_dir)
     classes, splits = meta["classes"], meta["splits"]
     source = data or meta["data"]
     dataset = load_sentiment(
@@ -338,7 +320,7 @@ def evaluate(
     probs = class_probabilities(model, ids, dev)
     predicted = probs.argmax(-1)
     n = len(classes)
-    confusion = torch.bincount(labels * n + predicted, minlength=n * n).view(n, n)
+    confusion = confusion_matrix(labels, predicted, n)
     per_class = f1_score(labels, predicted, labels=list(range(n)), average=None, zero_division=0)
     report = {
         "split": split,
@@ -350,11 +332,7 @@ def evaluate(
         "per_class_f1": dict(zip(classes, map(float, per_class), strict=True)),
         "confusion": confusion.tolist(),
     }
-    if write:
-        write_json(run_path / f"eval-{split}.json", report)
-        png = plot_confusion(confusion, classes, run_path / f"confusion-{split}.png")
-        report["confusion_png"] = str(png)
-    return report
+    return write_report(run_path, split, report, write, (confusion, classes))
 
 
 def _relabel(dataset: LabelledTexts, classes: list[str], source: str) -> torch.Tensor:
@@ -368,3 +346,9 @@ def _relabel(dataset: LabelledTexts, classes: list[str], source: str) -> torch.T
         )
     mapping = torch.tensor([classes.index(name) for name in dataset.classes])
     return mapping[dataset.labels]
+
+
+TASK = Task(
+    KIND, "a sentiment classifier", SentimentTrainConfig, train, sentiment_model_from_checkpoint
+)
+resume = TASK.resume

@@ -31,28 +31,29 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from striate import __version__
-from striate.apps._runs import (
-    TaskConfig,
-    load_task_checkpoint,
-    prepare_run,
-    recurrent_engine_defaults,
-    saved_config,
+from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
+from striate.apps._task import (
+    Task,
+    evaluating,
+    length_sorted_chunks,
+    placement,
+    saved_data_settings,
+    stamp,
+    write_report,
 )
 from striate.artifacts.checkpoint import Checkpoint, load_checkpoint, load_state_strict
-from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.parallel import ParallelText, load_parallel
 from striate.data.words import WordVocab, detokenize, tokenize
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.metrics_text import bleu_report, corpus_bleu
 from striate.engine.seq_steps import SCHEDULE_KINDS, TeacherForcedStep, TeacherForcingSchedule
 from striate.errors import StriateError
 from striate.models.seq2seq import ATTENTIONS, Seq2Seq
-from striate.nn.decoding import beam_search, greedy_decode
+from striate.nn.decoding import decode
 
 KIND = "translation"
 DECODE_BATCH = 64
@@ -125,18 +126,8 @@ class TranslateTrainConfig(TaskConfig):
             (self.val_bleu_samples >= 0, "validation BLEU samples must be non-negative"),
             (self.src != self.tgt, f"source and target language are both {self.src!r}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise StriateError(message)
-        self.column_languages()
-
-    def column_languages(self) -> tuple[str, str] | None:
-        if not self.columns:
-            return None
-        parts = [p.strip() for p in self.columns.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise StriateError(f"columns takes two language codes like en,de, not {self.columns!r}")
-        return parts[0], parts[1]
+        self._require(checks)
+        column_languages(self.columns)
 
     def schedule(self, total_steps: int) -> TeacherForcingSchedule | None:
         if self.teacher_forcing_schedule == "constant" and self.teacher_forcing >= 1:
@@ -148,6 +139,16 @@ class TranslateTrainConfig(TaskConfig):
             steps=self.teacher_forcing_steps or max(total_steps, 1),
             k=self.teacher_forcing_k,
         )
+
+
+def column_languages(columns: str | None) -> tuple[str, str] | None:
+    """``"en,de"`` → ("en", "de"): the languages of a file's two columns (None: not given)."""
+    if not columns:
+        return None
+    parts = [p.strip() for p in columns.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise StriateError(f"columns takes two language codes like en,de, not {columns!r}")
+    return parts[0], parts[1]
 
 
 @dataclass
@@ -217,11 +218,10 @@ def _encode_pairs(
 
 def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> TranslateTrainResult:
     """Train an encoder-decoder on ``config.data``; ``resume`` continues a run exactly."""
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, _, shard = placement(config.engine.device)
     load = {
         "data_dir": config.data_dir,
-        "columns": config.column_languages(),
+        "columns": column_languages(config.columns),
         "val_fraction": config.val_fraction,
     }
     train_pairs = load_parallel(
@@ -240,7 +240,6 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
         raise StriateError("the validation split holds no non-empty sentence pairs")
 
     bs, seed = config.engine.batch_size, config.engine.seed
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     collate = _collate(src_vocab.pad_id)
     lengths = [len(s) + len(t) for s, t in items]
     train_b = SequenceBatches(items, lengths, collate, bs, seed=seed, **shard)
@@ -262,8 +261,7 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
     )
     preprocessing = Preprocessing(config.src, config.tgt, config.lowercase, config.max_length)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "model": model.config,
         "src_vocab": src_vocab.to_json(),
         "tgt_vocab": tgt_vocab.to_json(),
@@ -301,47 +299,23 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
     return TranslateTrainResult(run.path if run else None, result, src_vocab, tgt_vocab, val_bleu)
 
 
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> TranslateTrainResult:
-    """Continue a translation run from its latest checkpoint."""
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(TranslateTrainConfig.from_dict(saved), resume=found.path)
-
-
 # ---------------------------------------------------------------------------------------------
 # translating
 
 
+@dataclass
 class Translator:
     """A trained model with its vocabularies and preprocessing: sentences in, sentences out."""
 
-    def __init__(
-        self,
-        model: Seq2Seq,
-        src_vocab: WordVocab,
-        tgt_vocab: WordVocab,
-        preprocessing: Preprocessing,
-        meta: dict[str, Any] | None = None,
-    ) -> None:
-        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
-        self.preprocessing, self.meta = preprocessing, meta or {}
+    model: Seq2Seq
+    src_vocab: WordVocab
+    tgt_vocab: WordVocab
+    preprocessing: Preprocessing
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> Translator:
         self.model.to(device)
         return self
-
-    @torch.no_grad()
-    def translate_ids(
-        self,
-        sentences: Sequence[str],
-        beam: int = 5,
-        length_penalty: float = 0.6,
-        max_len: int | None = None,
-    ) -> list[list[str]]:
-        """Target tokens for each sentence (blank sentences give no tokens)."""
-        return [tokens for tokens, _ in self.translate_scored(sentences, beam, length_penalty,
-                                                              max_len, scores=False)]  # fmt: skip
 
     @torch.no_grad()
     def translate_scored(
@@ -359,30 +333,21 @@ class Translator:
             raise StriateError("the beam size must be at least 1")
         ids = [self.preprocessing.src_ids(self.src_vocab, s) for s in sentences]
         out: list[tuple[list[str], float | None]] = [([], None) for _ in sentences]
-        todo = sorted((i for i, s in enumerate(sentences) if s.strip()), key=lambda i: len(ids[i]))
-        was_training = self.model.training
-        self.model.eval()
+        sizes = [len(i) if s.strip() else None for i, s in zip(ids, sentences, strict=True)]
         device = self.model.out.weight.device
         tgt = self.tgt_vocab
         banned = (tgt.pad_id, tgt.bos_id, tgt.unk_id)
-        try:
-            for begin in range(0, len(todo), DECODE_BATCH):
-                chunk = todo[begin : begin + DECODE_BATCH]
+        with evaluating(self.model):
+            for chunk in length_sorted_chunks(sizes, DECODE_BATCH):
                 src, lengths = pad_sequences([ids[i] for i in chunk], self.src_vocab.pad_id)
                 step, state = self.model.decoder(src.to(device), lengths, banned)
                 limit = max_len or min(int(1.5 * int(lengths.max())) + 10, 250)
-                found_scores: list[float | None] = [None] * len(chunk)
-                if beam == 1 and not scores:
-                    found = greedy_decode(step, state, len(chunk), tgt.bos_id, tgt.eos_id, limit)
-                else:
-                    found, found_scores = beam_search(
-                        step, state, len(chunk), tgt.bos_id, tgt.eos_id, beam, limit,
-                        length_penalty, return_scores=True,
-                    )  # fmt: skip
+                found, found_scores = decode(
+                    step, state, len(chunk), tgt.bos_id, tgt.eos_id, beam, limit,
+                    length_penalty, scores,
+                )  # fmt: skip
                 for i, hyp, score in zip(chunk, found, found_scores, strict=True):
                     out[i] = (tgt.decode(hyp), None if score is None else float(score))
-        finally:
-            self.model.train(was_training)
         return out
 
     def translate(
@@ -393,16 +358,15 @@ class Translator:
         max_len: int | None = None,
     ) -> list[str]:
         """Detokenized translations, one per sentence (blank in, blank out)."""
-        tokens = self.translate_ids(sentences, beam, length_penalty, max_len)
-        return [detokenize(t) for t in tokens]
+        found = self.translate_scored(sentences, beam, length_penalty, max_len, scores=False)
+        return [detokenize(tokens) for tokens, _ in found]
 
 
 def load_translator(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT, device: str = "cpu"
 ) -> Translator:
     """Rebuild a trained translator (eval mode) from a run or checkpoint directory."""
-    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a translation model", runs_dir)
-    return translator_from_checkpoint(ckpt).to(resolve_device(device))
+    return TASK.load(run_or_checkpoint, runs_dir)[0].to(resolve_device(device))
 
 
 def translator_from_checkpoint(ckpt: Checkpoint) -> Translator:
@@ -429,11 +393,10 @@ def translate(
     """Translate ``sentences`` with a trained run: beam search (``beam`` 1: greedy) with
     Wu et al.'s length normalization ``length_penalty``; one output line per sentence (see
     :class:`striate.predict.translation.TranslationPredictor`, which this calls)."""
-    from striate.predict import load
-
-    predictor = load(run, device, kind=KIND, runs_dir=runs_dir)
     items = [sentences] if isinstance(sentences, str) else list(sentences)
-    rows = predictor.predict(items, beam=beam, length_penalty=length_penalty, max_length=max_len)
+    rows = TASK.predictor(run, device, runs_dir).predict(
+        items, beam=beam, length_penalty=length_penalty, max_length=max_len, attention=False
+    )
     return [row["translation"] for row in rows]
 
 
@@ -454,14 +417,15 @@ def evaluate(
     ``data`` defaults to the source the run was trained on. Writes ``eval-SPLIT.json``
     (atomically) into the run.
     """
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    translator = load_translator(run, runs_dir, device)
+    run_path, translator, meta = TASK.for_evaluation(run, runs_dir)
+    translator.to(resolve_device(device))
     prep = translator.preprocessing
-    saved = _saved_data_settings(run_path)
-    source = data or translator.meta.get("data", "multi30k")
+    saved = saved_data_settings(run_path, "data_dir", "columns", "val_fraction")
+    source = data or meta.get("data", "multi30k")
     pairs = load_parallel(
         source, split, prep.src_lang, prep.tgt_lang, data_dir or saved.get("data_dir"),
-        columns=saved.get("columns"), val_fraction=saved.get("val_fraction", 0.05), limit=limit,
+        columns=column_languages(saved.get("columns")),
+        val_fraction=saved.get("val_fraction", 0.05), limit=limit,
     )  # fmt: skip
     start = time.perf_counter()
     hyps = translator.translate(pairs.source, beam, length_penalty)
@@ -482,21 +446,8 @@ def evaluate(
             for s, r, h in list(zip(pairs.source, pairs.target, hyps, strict=True))[:5]
         ],
     }
-    if write:
-        write_json(run_path / f"eval-{split}.json", report)
-    return report
+    return write_report(run_path, split, report, write)
 
 
-def _saved_data_settings(run_path: Path) -> dict[str, Any]:
-    """The data settings of the run's config.json (its data_dir, tsv columns and split)."""
-    try:
-        saved = RunDir(run_path).read_config()
-    except (OSError, ValueError):
-        return {}
-    columns = saved.get("columns")
-    parts = tuple(p.strip() for p in columns.split(",")) if columns else None
-    return {
-        "data_dir": saved.get("data_dir"),
-        "columns": parts,
-        "val_fraction": saved.get("val_fraction", 0.05),
-    }
+TASK = Task(KIND, "a translation model", TranslateTrainConfig, train, translator_from_checkpoint)
+resume = TASK.resume

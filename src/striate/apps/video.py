@@ -22,17 +22,10 @@ from typing import Any
 
 import torch
 
-from striate import __version__
-from striate.apps._runs import (
-    TaskConfig,
-    load_task_checkpoint,
-    prepare_run,
-    recurrent_engine_defaults,
-    saved_config,
-)
+from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
+from striate.apps._task import Task, classification_counts, placement, stamp, write_report
 from striate.artifacts.checkpoint import Checkpoint, load_state_strict
-from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
-from striate.atomic import write_json
+from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.batching import TensorBatches
 from striate.data.sources.moving_digits import MovingDigits
 from striate.data.sources.video import (
@@ -43,7 +36,6 @@ from striate.data.sources.video import (
 )
 from striate.data.transforms.functional import channel_mean_std
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.steps import FrameClassificationStep, frame_counts
 from striate.errors import StriateError
@@ -168,8 +160,7 @@ def _batches(data: VideoData, batch_size: int, shuffle: bool, **shard: Any) -> T
 
 def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTrainResult:
     """Train a CNN + RNN frame classifier; ``resume`` (a run directory) continues it exactly."""
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, _, shard = placement(config.engine.device)
     facts = _data_facts(config)
     train_set = _load(facts, "train")
     # the validation clips must match the training frames (a folder's size comes from it)
@@ -178,7 +169,6 @@ def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTr
     if val_set.classes != train_set.classes:
         raise StriateError("the validation clips use other labels than the training clips")
     classes = train_set.classes
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     bs, seed = config.engine.batch_size, config.engine.seed
     train_b = _batches(train_set, bs, True, seed=seed, **shard)
     val_b = _batches(val_set, 64, False, **shard)
@@ -194,8 +184,7 @@ def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTr
     prefix = f"{what}-{_data_label(config.data)}"
     run, resume_from = prepare_run(config, KIND, prefix, resume, dist)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "model": model.config,
         "classes": classes,
         "input": {"channels": train_set.channels, "image_size": train_set.image_size},
@@ -207,14 +196,6 @@ def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTr
         resume_from=resume_from, dist=dist,
     )  # fmt: skip
     return VideoTrainResult(run.path if run else None, result, classes)
-
-
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> VideoTrainResult:
-    """Continue a video run from its latest checkpoint with its saved configuration."""
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(VideoTrainConfig.from_dict(saved), resume=found.path)
 
 
 def _data_label(data: str) -> str:
@@ -231,8 +212,7 @@ def load_video_model(
     run: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[VideoClassifier, dict[str, Any]]:
     """Rebuild a trained frame classifier (eval mode, CPU) and its checkpoint's facts."""
-    ckpt = load_task_checkpoint(run, KIND, "a video classifier", runs_dir)
-    return video_model_from_checkpoint(ckpt), ckpt.meta
+    return TASK.load(run, runs_dir)
 
 
 def video_model_from_checkpoint(ckpt: Checkpoint) -> VideoClassifier:
@@ -259,8 +239,7 @@ def evaluate(
     glyphs); another source must use the same labels. Writes ``eval-SPLIT.json`` into
     the run.
     """
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    model, meta = load_video_model(run, runs_dir)
+    run_path, model, meta = TASK.for_evaluation(run, runs_dir)
     facts, classes = meta["data"], meta["classes"]
     dataset = _load(facts, split, source=data, data_dir=data_dir)
     if dataset.classes != classes:
@@ -278,10 +257,7 @@ def evaluate(
             predictions.append(logits.argmax(-1).cpu())
     predicted = torch.cat(predictions)
     valid = dataset.valid
-    n = len(classes)
-    truth, guess = dataset.labels[valid], predicted[valid]
-    confusion = torch.bincount(truth * n + guess, minlength=n * n).view(n, n)
-    per_class = (confusion.diag() / confusion.sum(1).clamp_min(1)).tolist()
+    _, counts = classification_counts(dataset.labels[valid], predicted[valid], classes)
     visible = valid & ~dataset.memory
     summary = step.summarize(total)
     report = {
@@ -296,13 +272,11 @@ def evaluate(
         "visible_accuracy": float((predicted == dataset.labels)[visible].float().mean())
         if bool(visible.any())
         else None,
-        "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
-        "confusion": confusion.tolist(),
+        "per_class_accuracy": counts["per_class_accuracy"],
+        "confusion": counts["confusion"],
         "rnn": meta["model"]["rnn"],
     }
-    if write:
-        write_json(run_path / f"eval-{split}.json", report)
-    return report
+    return write_report(run_path, split, report, write)
 
 
 def label_video(
@@ -318,7 +292,9 @@ def label_video(
     it, unless the model is bidirectional (see
     :class:`striate.predict.video.VideoPredictor`, which this calls).
     """
-    from striate.predict import load
-
-    rows = load(run, kind=KIND, runs_dir=runs_dir).predict(clip)["frames"]
+    rows = TASK.predictor(run, runs_dir=runs_dir).predict(clip)["frames"]
     return [(row["label"], row["probability"]) for row in rows]
+
+
+TASK = Task(KIND, "a video classifier", VideoTrainConfig, train, video_model_from_checkpoint)
+resume = TASK.resume

@@ -103,8 +103,9 @@ def _translate(args: argparse.Namespace) -> int:
     if not sentences:
         raise StriateError("give sentences to translate, or --file FILE (one per line)")
     rows = _load(args, "translation").predict(
-        sentences, beam=args.beam, length_penalty=args.length_penalty, max_length=args.max_length
-    )
+        sentences, beam=args.beam, length_penalty=args.length_penalty,
+        max_length=args.max_length, attention=bool(args.json),  # the matrix only in JSON
+    )  # fmt: skip
     if args.json:
         return _print_json(rows)
     for row in rows:

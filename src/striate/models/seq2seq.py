@@ -172,23 +172,26 @@ class Seq2Seq(nn.Module):
             memory["h"] = state.transpose(0, 1)
         return memory
 
-    def _attend(self, query: Tensor, memory: dict[str, Any]) -> Tensor:
-        context, _ = self.attention(query, memory["keys"], memory["mask"], memory["proj"])
-        return context
+    def _attend(self, query: Tensor, memory: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(context c_t, weights a_t) of one step."""
+        return self.attention(query, memory["keys"], memory["mask"], memory["proj"])
 
     def _logits(self, s: Tensor, context: Tensor, embedded: Tensor) -> Tensor:
         parts = [s, context] if self.attention_kind == "luong" else [s, context, embedded]
         return self.out(self.drop(torch.tanh(self.combine(torch.cat(parts, -1)))))
 
-    def _step_input(self, embedded: Tensor, memory: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
-        """The decoder RNN's input for one step and the context (None for luong: later)."""
+    def _step_input(
+        self, embedded: Tensor, memory: dict[str, Any]
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The decoder RNN's input for one step, the context (None for luong: later) and
+        the attention weights (None without attention, or for luong)."""
         if self.attention_kind == "none":
-            context = memory["context"]
+            context, weights = memory["context"], None
         elif self.attention_kind == "bahdanau":
-            context = self._attend(memory["h"][:, -1], memory)
+            context, weights = self._attend(memory["h"][:, -1], memory)
         else:
-            return embedded, None
-        return torch.cat([embedded, context], -1), context
+            return embedded, None, None
+        return torch.cat([embedded, context], -1), context, weights
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0
@@ -217,7 +220,7 @@ class Seq2Seq(nn.Module):
         embedded = self.drop(self.tgt_embed(tgt_in))  # (B, T, E)
         states, contexts = [], []
         for t in range(tgt_in.shape[1]):
-            x, context = self._step_input(embedded[:, t], memory)
+            x, context, _ = self._step_input(embedded[:, t], memory)
             out, state = self.decoder_rnn(x.unsqueeze(1), self._rnn_state(memory))
             memory = self._store_state(memory, state)
             states.append(out[:, 0])
@@ -226,12 +229,12 @@ class Seq2Seq(nn.Module):
 
     def _train_step(self, token: Tensor, memory: dict[str, Any]) -> tuple[Tensor, dict]:
         embedded = self.drop(self.tgt_embed(token))
-        x, context = self._step_input(embedded, memory)
+        x, context, _ = self._step_input(embedded, memory)
         out, state = self.decoder_rnn(x.unsqueeze(1), self._rnn_state(memory))
         s = out[:, 0]
         memory = self._store_state(memory, state)
         if context is None:
-            context = self._attend(s, memory)
+            context, _ = self._attend(s, memory)
         return self._logits(s, context, embedded), memory
 
     def _forward_parallel(self, tgt_in: Tensor, memory: dict[str, Any]) -> Tensor:
@@ -258,20 +261,54 @@ class Seq2Seq(nn.Module):
     ) -> tuple[Callable[[Tensor, Any], tuple[Tensor, Any]], dict[str, Any]]:
         """``(step, state)`` for :func:`~striate.nn.decoding.greedy_decode` and
         :func:`~striate.nn.decoding.beam_search`; ``banned`` token ids are never produced
-        (e.g. pad, bos and unk). Call in eval mode under ``torch.no_grad()``."""
+        (e.g. pad, bos and unk). Call in eval mode under ``torch.no_grad()``.
+
+        With attention, the state a step returns holds that step's weights a_t ``(N, S)``
+        under ``"weights"`` (over the encoder's positions: reversed with ``reverse_source``)."""
         memory = self.encode(src, src_lengths)
         banned_ids = torch.tensor(banned, dtype=torch.long, device=src.device)
 
         def step(tokens: Tensor, memory: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
             embedded = self.tgt_embed(tokens)
-            x, context = self._step_input(embedded, memory)
+            x, context, weights = self._step_input(embedded, memory)
             s, state = self.decoder_rnn.step(x, self._rnn_state(memory))
             memory = self._store_state(memory, state)
             if context is None:
-                context = self._attend(s, memory)
+                context, weights = self._attend(s, memory)
+            if weights is not None:
+                memory["weights"] = weights
             log_probs = torch.log_softmax(self._logits(s, context, embedded).float(), -1)
             if len(banned_ids):
                 log_probs.index_fill_(1, banned_ids, float("-inf"))
             return log_probs, memory
 
         return step, memory
+
+    @torch.no_grad()
+    def attention_weights(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """The attention weights ``(B, T, S)`` the decoder uses when it is fed ``tgt_in``
+        ``(B, T)`` (``<bos> y_1 … y_{T-1}``): row t is a_t = softmax_s(score(q_t, h_s)), the
+        weights with which y_t is predicted, columns in the source's own order (undone
+        ``reverse_source``), zero at padding. Fed a decoded hypothesis (greedy or the beam's
+        best), these are the weights along it: decoding is deterministic and each a_t
+        depends only on the source and y_<t. Runs the decode step, in eval mode."""
+        if self.attention is None:
+            raise StriateError("this model has no attention (it was trained with attention=none)")
+        was_training = self.training
+        self.eval()
+        try:
+            step, memory = self.decoder(src, src_lengths)
+            rows = []
+            for t in range(tgt_in.shape[1]):
+                _, memory = step(tgt_in[:, t], memory)
+                rows.append(memory["weights"])
+        finally:
+            self.train(was_training)
+        if not rows:
+            return memory["keys"].new_zeros(len(src), 0, src.shape[1])
+        weights = torch.stack(rows, 1)
+        if self.reverse_source:  # key position s holds source token index[s]
+            positions = torch.arange(src.shape[1], device=src.device).expand(len(src), -1)
+            index = reverse_within_lengths(positions, src_lengths)
+            weights = weights.gather(2, index.unsqueeze(1).expand_as(weights))
+        return weights

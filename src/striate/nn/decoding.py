@@ -199,3 +199,25 @@ def beam_search(
         best_ids.append(ids)
         best_scores.append(score)
     return (best_ids, best_scores) if return_scores else best_ids
+
+
+def decode(
+    step: DecodeStep,
+    state: Any,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    beam: int = 1,
+    max_len: int = 50,
+    length_penalty: float = 0.6,
+    scores: bool = False,
+) -> tuple[list[list[int]], list[float | None]]:
+    """(token ids, scores) per item: :func:`greedy_decode` for beam 1 without ``scores``
+    (scores then None), else :func:`beam_search` with its normalized scores (beam 1 is the
+    same hypothesis as greedy). The one place a task chooses between the two."""
+    if beam == 1 and not scores:
+        return greedy_decode(step, state, batch_size, bos_id, eos_id, max_len), [None] * batch_size
+    ids, found = beam_search(
+        step, state, batch_size, bos_id, eos_id, beam, max_len, length_penalty, return_scores=True
+    )
+    return ids, list(found)
