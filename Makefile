@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,tensorboard,video,serve]"
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,serve,export]"
 	touch $(STAMP)
 
 demo: setup
@@ -50,7 +50,7 @@ BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
 
 BENCH_STAMP := $(VENV)/.striate-bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[dev,tensorboard,video,bench]"
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,bench,export]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
