@@ -44,7 +44,7 @@ test: lint
 # Every benchmark prints one JSON line; results_table.py turns them into benchmarks/RESULTS.md.
 # bench: the figures (about 1.5 hours on 2 cores, char_budget alone 35 min); bench-quick: every
 # script in its smoke mode, to check that the table is produced.
-BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video
+BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video export
 BENCH_LOG  := runs/bench/results.jsonl
 BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
 
