@@ -103,11 +103,11 @@ def _state_port(parts: int, layers: int, batch: str, hidden: int, name: str = "s
     return Port(name, "float32", (parts, layers, batch, hidden))
 
 
-def _state_info(parts: int, layers: int, hidden: int) -> dict[str, Any]:
+def _state_info(parts: int, layers: int, hidden: int, initial: str) -> dict[str, Any]:
     return {
         "shape": [parts, layers, "batch", hidden],
         "parts": ["h", "c"] if parts == 2 else ["h"],
-        "initial": "zeros",
+        "initial": initial,
         "layout": "(S, L*D, B, H): S = 2 (h then C) for an LSTM, else 1",
     }
 
@@ -237,7 +237,7 @@ def _text(p: Predictor, options: dict[str, Any]) -> TaskGraphs:
     )
     info = {
         "vocabulary": p.vocab.chars,
-        "state": _state_info(parts, layers, hidden),
+        "state": _state_info(parts, layers, hidden, "zeros"),
         "cell": rnn.cell,
         "sampling": "next character ~ softmax(logits / temperature); feed it back as token",
     }
@@ -510,7 +510,7 @@ def _translation(p: Predictor, options: dict[str, Any]) -> TaskGraphs:
         },
         "decoding": "start with <bos>; feed each chosen token and next_state back; stop at <eos>",
         "attention": model.attention_kind,
-        "state": _state_info(parts, layers, hidden),
+        "state": _state_info(parts, layers, hidden, "the encoder's state output"),
     }
     return TaskGraphs(p.kind, [encoder, decoder], info)
 
@@ -655,7 +655,7 @@ def _captioning(p: Predictor, options: dict[str, Any]) -> TaskGraphs:
         "decoding": "start with <bos>; feed each chosen token and next_state back; stop at <eos>",
         "max_length": p.meta.get("max_len"),
         "attention": model.config.get("attention"),
-        "state": _state_info(parts, layers, hidden),
+        "state": _state_info(parts, layers, hidden, "the encoder's state output"),
     }
     return TaskGraphs(p.kind, [encoder, decoder], info)
 
