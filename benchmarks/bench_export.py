@@ -94,7 +94,9 @@ def _measure(fns: dict[str, Callable], one: tuple, many: tuple, calls: int, roun
     """(latencies in s per call at batch 1 by name, seconds per batch call by name)."""
     latency: dict[str, list[float]] = {n: [] for n in fns}
 
-    def timer(fn: Callable, inputs: tuple, sink: list[float] | None) -> Callable[[], float]:
+    def timer(
+        fn: Callable, inputs: tuple, sink: list[float] | None, calls: int
+    ) -> Callable[[], float]:
         def go() -> float:
             start = time.perf_counter()
             for _ in range(calls):
@@ -106,10 +108,13 @@ def _measure(fns: dict[str, Callable], one: tuple, many: tuple, calls: int, roun
 
         return go
 
-    alternating_rounds({n: timer(f, one, latency[n]) for n, f in fns.items()}, rounds)
+    alternating_rounds({n: timer(f, one, latency[n], calls) for n, f in fns.items()}, rounds)
     for values in latency.values():  # drop the warm-up round's calls
         del values[:calls]
-    batch = alternating_rounds({n: timer(f, many, None) for n, f in fns.items()}, rounds)
+    batch_calls = max(2, calls // 20)  # a batch call costs tens to hundreds of single ones
+    batch = alternating_rounds(
+        {n: timer(f, many, None, batch_calls) for n, f in fns.items()}, rounds
+    )
     return latency, {n: statistics.median(v) for n, v in batch.items()}
 
 

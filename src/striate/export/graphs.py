@@ -1,6 +1,6 @@
 """What is exported for each task: the "exportable" graphs of a loaded predictor.
 
-Each task gives one or two :class:`Graph`\\ s: a module with tensor inputs and outputs only
+Each task gives one or two graphs (:class:`Graph`): a module with tensor inputs and outputs only
 (no Python decisions on values, no vocabularies), its input and output ports with their
 dynamic dimensions, example inputs, and a *reference*: the trained model's own code path
 (the one ``striate.load(RUN).predict`` runs) that the exported graph must reproduce.
