@@ -68,6 +68,11 @@ def test_an_unwritable_out_is_refused(export_runs, tmp_path, capsys):
     assert _files(tmp_path) == ["a-file"]
 
 
+def test_an_out_named_like_the_description_is_refused(export_runs, tmp_path, capsys):
+    err = _refused(["export", str(export_runs["image"]), "--out", str(tmp_path / "m.json")], capsys)
+    assert ".json" in err and _files(tmp_path) == []
+
+
 def test_a_failed_check_publishes_nothing(export_runs, tmp_path, capsys, monkeypatch):
     """Files are written to temporary names, checked, then renamed: an export that fails
     its parity check (forced here) leaves neither a graph nor a JSON, nor a temporary."""

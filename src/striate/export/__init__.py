@@ -129,6 +129,8 @@ def export(
         require("onnx", "ONNX export")
     predictor, run_dir = _load(run, runs_dir)
     target = Path(out) if out is not None else run_dir / "export" / f"model{FORMATS[format]}"
+    if target.suffix.lower() == ".json":
+        raise StriateError(f"--out {target} ends in .json: that name is kept for the description")
     found = task_graphs(predictor, image_dtype=image_dtype)
     files, meta_path = export_targets(target, found.graphs)
     _check_writable([*files.values(), meta_path])

@@ -8,6 +8,8 @@ path (see :class:`~striate.export.graphs.Graph`).
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,15 +47,18 @@ def load_runner(fmt: str, path: str | Path, input_names: Sequence[str] | None = 
             return [torch.from_numpy(o) for o in session.run(None, feeds)]
 
         return run_onnx
-    if fmt == "torchscript":
-        module = torch.jit.load(path, map_location="cpu")
-    elif fmt == "exported-program":
-        module = torch.export.load(path).module()
-    else:
-        raise StriateError(f"unknown export format {fmt!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's note on its deprecation
+        if fmt == "torchscript":
+            module = torch.jit.load(path, map_location="cpu")
+        elif fmt == "exported-program":
+            module = torch.export.load(io.BytesIO(Path(path).read_bytes())).module()
+        else:
+            raise StriateError(f"unknown export format {fmt!r}")
 
     def run_torch(*inputs: Tensor) -> list[Tensor]:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             out = module(*inputs)
         return list(out) if isinstance(out, (tuple, list)) else [out]
 

@@ -18,6 +18,7 @@ The writer writes to the path it is given; publishing atomically is the caller's
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -57,19 +58,17 @@ def _onnx(graph: Graph, path: Path) -> None:
     import onnx
 
     module = _script(graph) if graph.loops else graph.module
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on its own deprecation
-        torch.onnx.export(
-            module,
-            graph.example,
-            str(path),
-            dynamo=False,
-            input_names=[p.name for p in graph.inputs],
-            output_names=[p.name for p in graph.outputs],
-            dynamic_axes=graph.dynamic_dims(),
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
+    torch.onnx.export(
+        module,
+        graph.example,
+        str(path),
+        dynamo=False,
+        input_names=[p.name for p in graph.inputs],
+        output_names=[p.name for p in graph.outputs],
+        dynamic_axes=graph.dynamic_dims(),
+        opset_version=OPSET,
+        do_constant_folding=True,
+    )
     onnx.checker.check_model(str(path), full_check=True)
 
 
@@ -85,13 +84,17 @@ def _exported_program(graph: Graph, path: Path) -> None:
         for p in graph.inputs
     )
     program = torch.export.export(graph.module, graph.example, dynamic_shapes=shapes)
-    torch.export.save(program, str(path))
+    buffer = io.BytesIO()  # through a buffer: torch.export.save wants a .pt2 name otherwise
+    torch.export.save(program, buffer)
+    path.write_bytes(buffer.getvalue())
 
 
 def write_graph(graph: Graph, fmt: str, path: str | Path) -> None:
     """Write ``graph`` in format ``fmt`` to ``path`` (see the module docstring)."""
     path = Path(path)
-    with torch.no_grad():
+    # the exporters' notes (their own deprecations, tracer hints) are not the user's business
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         if fmt == "onnx":
             _onnx(graph, path)
         elif fmt == "torchscript":
