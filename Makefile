@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,tensorboard,video,serve]"
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,serve,export]"
 	touch $(STAMP)
 
 demo: setup
@@ -44,13 +44,13 @@ test: lint
 # Every benchmark prints one JSON line; results_table.py turns them into benchmarks/RESULTS.md.
 # bench: the figures (about 1.5 hours on 2 cores, char_budget alone 35 min); bench-quick: every
 # script in its smoke mode, to check that the table is produced.
-BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video
+BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video export
 BENCH_LOG  := runs/bench/results.jsonl
 BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
 
 BENCH_STAMP := $(VENV)/.striate-bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[dev,tensorboard,video,bench]"
+	$(PY) -m pip install -q -e ".[dev,tensorboard,video,bench,export]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

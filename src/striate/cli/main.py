@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = tuple(
         "report",
         "weights",
         "summary",
+        "export",
     )
 )
 
