@@ -1,13 +1,15 @@
-"""BLEU through sacreBLEU: hand-computed cases and per-hypothesis reference lists."""
+"""BLEU through sacreBLEU: hand-computed cases, per-hypothesis reference lists, and the cased
+figure with its signature that a translation run reports."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+import sacrebleu
 from sacrebleu.metrics import BLEU
 
-from striate.engine.metrics_text import bleu_1_to_4, corpus_bleu
+from striate.engine.metrics_text import bleu_1_to_4, corpus_bleu, translation_bleu
 from striate.errors import StriateError
 
 
@@ -56,3 +58,35 @@ def test_bad_references():
         corpus_bleu(["a"], ["a"])  # a string, not a list of references
     with pytest.raises(StriateError):
         corpus_bleu([], [])
+
+
+# Multi30k-like sentences: the hypotheses of a model trained on lower-cased text
+HYPS = ["a man in a blue shirt is standing on a ladder.", "two dogs play in the snow."]
+REFS = ["A man in a blue shirt is standing on a ladder.", "Two dogs are playing in the snow."]
+
+
+def test_translation_bleu_is_sacrebleus_default_cased_with_its_signature():
+    report = translation_bleu(HYPS, [[r] for r in REFS])
+    field = sacrebleu.corpus_bleu(HYPS, [REFS])  # sacreBLEU's documented default call
+    assert report["bleu"] == pytest.approx(field.score)
+    assert report["precisions"] == pytest.approx(field.precisions)
+    parts = dict(p.split(":", 1) for p in report["signature"].split("|"))
+    assert parts["nrefs"] == "1" and parts["case"] == "mixed" and parts["tok"] == "13a"
+    assert parts["smooth"] == "exp" and parts["eff"] == "no"
+    assert parts["version"] == sacrebleu.__version__
+
+
+def test_cased_and_lowercased_bleu_differ_and_are_labelled():
+    report = translation_bleu(HYPS, [[r] for r in REFS])
+    lower = sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True)
+    assert report["bleu_lowercase"] == pytest.approx(lower.score)
+    assert "case:lc" in report["signature_lowercase"]
+    assert report["bleu"] < report["bleu_lowercase"]  # every sentence-initial capital missed
+    # the first sentence differs from its reference only in its first letter: of its 12
+    # tokens (13a splits off the full stop) the 1..4-grams holding "a" miss, so the
+    # precisions are 11/12, 10/11, 9/10, 8/9, whose geometric mean is (8/12)^(1/4)
+    alone = translation_bleu(HYPS[:1], [REFS[:1]])
+    assert alone["bleu_lowercase"] == pytest.approx(100.0)
+    assert alone["bleu"] == pytest.approx(100 * (8 / 12) ** 0.25, abs=1e-6)
+    same = translation_bleu(REFS, [[r] for r in REFS])
+    assert same["bleu"] == pytest.approx(100.0) == same["bleu_lowercase"]

@@ -15,8 +15,8 @@ forcing (:class:`~striate.engine.seq_steps.TeacherForcedStep`, optionally schedu
 checkpoint carries both vocabularies and every preprocessing setting in its JSON metadata,
 so translating needs nothing but the run. Output is decoded by beam search with length
 normalization (:mod:`striate.nn.decoding`), detokenized, and scored against the raw
-references with sacreBLEU's standard settings (case-insensitive when the model was trained
-on lower-cased text; the report names the sacreBLEU signature).
+references with sacreBLEU's default settings: cased, with its signature (the case-insensitive
+figure is reported beside it as ``bleu_lowercase``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from striate.data.sources.parallel import ParallelText, load_parallel
 from striate.data.words import WordVocab, detokenize, tokenize
 from striate.engine.device import resolve_device
 from striate.engine.loop import EngineConfig, FitResult, fit
-from striate.engine.metrics_text import bleu_report, corpus_bleu
+from striate.engine.metrics_text import translation_bleu
 from striate.engine.seq_steps import SCHEDULE_KINDS, TeacherForcedStep, TeacherForcingSchedule
 from striate.errors import StriateError
 from striate.models.seq2seq import ATTENTIONS, Seq2Seq
@@ -285,10 +285,12 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
         translator = Translator(model, src_vocab, tgt_vocab, preprocessing)
         hyps = translator.translate(val_pairs.source[:sample], beam=1)
         refs = [[r] for r in val_pairs.target[:sample]]
-        bleu = corpus_bleu(hyps, refs, lowercase=config.lowercase)
-        val_bleu.append({"epoch": epoch, "greedy_bleu": bleu})
-        metrics["bleu"] = bleu  # logged with the validation pass; --keep-best val.bleu
-        tqdm.write(f"epoch {epoch}: greedy BLEU {bleu:.2f} on {sample} validation sentences")
+        scores = translation_bleu(hyps, refs)
+        bleu, lower = scores["bleu"], scores["bleu_lowercase"]
+        val_bleu.append({"epoch": epoch, "greedy_bleu": bleu, "greedy_bleu_lowercase": lower})
+        metrics["bleu"] = bleu  # cased; logged with the validation pass; --keep-best val.bleu
+        tqdm.write(f"epoch {epoch}: greedy BLEU {bleu:.2f} (lower-cased {lower:.2f}) on {sample}"
+                   f" validation sentences, sacreBLEU {scores['signature']}")  # fmt: skip
 
     result = fit(
         model, step, train_b, val_b, config.engine, run=run, meta=meta,
@@ -430,7 +432,7 @@ def evaluate(
     start = time.perf_counter()
     hyps = translator.translate(pairs.source, beam, length_penalty)
     seconds = time.perf_counter() - start
-    scores = bleu_report(hyps, [[r] for r in pairs.target], lowercase=prep.lowercase)
+    scores = translation_bleu(hyps, [[r] for r in pairs.target])  # cased, + bleu_lowercase
     report = {
         "split": split,
         "data": source,

@@ -103,6 +103,8 @@ def _eval(args: argparse.Namespace) -> int:
         for key, value in report.items():
             if isinstance(value, float):
                 print(f"  {key:<16} {value:.4f}")
+            elif key.startswith("signature"):  # what a BLEU figure was computed with
+                print(f"  {key:<16} {value}")
         return 0
     report = ic.evaluate(
         args.run, args.split or "test", args.data, args.data_dir, args.device, args.runs_dir

@@ -49,6 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
     precisions = "/".join(f"{p:.1f}" for p in report["precisions"])
     print(f"  BLEU {report['bleu']:.2f}   ({precisions}, BP {report['brevity_penalty']:.3f})")
     print(f"  sacreBLEU {report['signature']}")
+    print(f"  lower-cased BLEU {report['bleu_lowercase']:.2f}   ({report['signature_lowercase']})")
     return 0
 
 

@@ -1,8 +1,12 @@
 """Metrics of generated text: corpus BLEU through sacreBLEU.
 
-:func:`corpus_bleu` is the machine-translation figure: sacreBLEU's standard settings (13a
-tokenization, exponential smoothing off, cased) on detokenized text, so the number compares
-with published ones. :func:`bleu_1_to_4` gives the cumulative BLEU-1..4 that captioning
+:func:`corpus_bleu` is the machine-translation figure: sacreBLEU's default settings (cased,
+13a tokenization, exponential smoothing; Post 2018) on detokenized text, so the number
+compares with published ones. :func:`translation_bleu` is what a translation run reports:
+that cased figure with its sacreBLEU signature (``nrefs:1|case:mixed|eff:no|tok:13a|
+smooth:exp|version:2.x``), and beside it, labelled ``bleu_lowercase`` with its own signature
+(``case:lc``), the case-insensitive figure: a model trained on lower-cased text loses every
+capital in the cased one. :func:`bleu_1_to_4` gives the cumulative BLEU-1..4 that captioning
 papers report (BLEU-n: the geometric mean of the 1..n-gram precisions times the brevity
 penalty):
 
@@ -62,6 +66,20 @@ def bleu_report(
         "ref_length": int(score.ref_len),
         "signature": str(metric.get_signature()),
     }
+
+
+def translation_bleu(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, Any]:
+    """The cased sacreBLEU report of :func:`bleu_report` (``bleu``, its parts, ``signature``)
+    with the case-insensitive figure beside it, labelled: ``bleu_lowercase`` and
+    ``signature_lowercase``.
+
+    The headline ``bleu`` is always the cased one, the figure the field publishes, whatever
+    case the model was trained on."""
+    cased = bleu_report(hypotheses, references)
+    lower = bleu_report(hypotheses, references, lowercase=True)
+    return {**cased, "bleu_lowercase": lower["bleu"], "signature_lowercase": lower["signature"]}
 
 
 def bleu_1_to_4(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
