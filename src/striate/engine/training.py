@@ -58,6 +58,11 @@ def seed_step(seed: int, step: int, rank: int = 0, device: torch.device | None =
         torch.mps.manual_seed(value)
 
 
+def _unscaled(loss: torch.Tensor) -> torch.Tensor:
+    """The loss-scaling function of a precision without a gradient scaler: the loss itself."""
+    return loss
+
+
 class Training:
     """Setup, restore, update, log, validate, checkpoint and stop: the phases :func:`fit`
     strings together. Holds the run's state (step, history, best value, elapsed time)."""
@@ -68,6 +73,8 @@ class Training:
         # setup: device, precision, memory format, optimizer, schedule, logs
         self.device = resolve_device(config.device, dist.local_rank)
         self.precision = Precision(config.precision, self.device)
+        # the gradient scaler, only where it does something (fp16); None: plain backward/step
+        self.scaler = self.precision.scaler if self.precision.scaler.is_enabled() else None
         self.channels_last = (
             has_conv(model) if config.channels_last is None else config.channels_last
         )
@@ -164,24 +171,34 @@ class Training:
     # -- one update ---------------------------------------------------------------------------
     def update(self, trainable: nn.Module, batch: Any) -> None:
         """Forward, backward, clip, optimizer step and step counter: one unit (Ctrl-C waits
-        for its end). The batch's sums go into the log window."""
-        config, precision = self.config, self.precision
+        for its end). The batch's sums go into the log window.
+
+        Nothing is done per step that the precision does not need: in fp32 and bf16 the
+        gradient scaler (fp16 only) is not called, and fp32 enters no autocast context.
+        """
+        config, optimizer, scaler = self.config, self.optimizer, self.scaler
         seed_step(config.seed, self.global_step, self.dist.rank, self.device)
         factor = self.factor(self.global_step, self.elapsed())
-        set_lr(self.optimizer, config.lr, factor, self.global_step)
+        set_lr(optimizer, config.lr, factor, self.global_step)
         batch = prepare_batch(batch, self.device, self.channels_last)
-        with precision.autocast():
+        with self.precision.autocast():
             out = self.step_fn.train(trainable, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        if out.backward is None:
-            precision.scaler.scale(out.loss).backward()
+        optimizer.zero_grad(set_to_none=True)
+        if out.backward is not None:
+            out.backward(_unscaled if scaler is None else scaler.scale)
+        elif scaler is None:
+            out.loss.backward()
         else:
-            out.backward(precision.scaler.scale)
+            scaler.scale(out.loss).backward()
         if config.clip_grad_norm:
-            precision.scaler.unscale_(self.optimizer)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
-        precision.scaler.step(self.optimizer)
-        precision.scaler.update()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         self.global_step += 1
         add_sums(self.window, out.sums)
 
