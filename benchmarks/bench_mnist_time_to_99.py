@@ -24,6 +24,7 @@ import time
 T0 = time.perf_counter()
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import asdict, replace  # noqa: E402
@@ -92,7 +93,16 @@ def run(config: ImageTrainConfig, stop_at: float | None) -> dict:
         train(replace(config, runs_dir=runs), on_epoch_end=on_epoch_end)
     t_end = time.perf_counter()
     reached = next((e for e in epochs if e["test_acc"] >= TARGET), None)
+    # where the seconds went: each epoch is its training plus its test pass; the first also
+    # holds the setup (data loading and statistics, model, run directory) and the warm-up
+    ends = [t_start - T0] + [e["t_s"] for e in epochs]
+    spans = [b - a for a, b in itertools.pairwise(ends)]
+    steady = min(spans[1:], default=None)
     return {
+        "phases_s": {
+            "epochs": spans,  # from the end of the imports (first) or the previous epoch
+            "setup_and_warmup_estimate": spans[0] - steady if steady is not None else None,
+        },
         "train_and_eval_s": t_end - t_start,  # data loading, model, training, testing, files
         "epochs_run": len(epochs),
         "final_test_acc": epochs[-1]["test_acc"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -226,6 +229,9 @@ def test_channel_mean_std_matches_float64_reference():
     assert mean.shape == std.shape == (3,)
     torch.testing.assert_close(mean.double(), ref.mean(1), rtol=0, atol=1e-6)
     torch.testing.assert_close(std.double(), ref.std(1, unbiased=False), rtol=0, atol=1e-6)
+    # uint8 images are counted by value (a histogram); floats are summed: the same numbers
+    as_float = channel_mean_std(images.float().div(255))
+    torch.testing.assert_close((mean, std), as_float, rtol=0, atol=1e-6)
 
 
 def test_channel_mean_std_float_input_and_constant():
@@ -235,3 +241,15 @@ def test_channel_mean_std_float_input_and_constant():
     assert std.tolist() == [0.0]
     with pytest.raises(ValueError):
         channel_mean_std(torch.zeros(0, 3, 4, 4))
+
+
+def test_kornia_is_imported_only_when_an_augmentation_is_built():
+    """A run without --augment never pays kornia's import (as long as the rest of striate's)."""
+    code = (
+        "import sys; import striate.apps.image_classification; "
+        "from striate.data.transforms.augment import build_augmentation as b; "
+        "assert b('', 1) is None and 'kornia' not in sys.modules, 'imported too early'; "
+        "b('flip', 1); assert 'kornia' in sys.modules, 'not imported when needed'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]

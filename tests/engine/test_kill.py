@@ -24,10 +24,10 @@ CHILD = textwrap.dedent(
     torch.set_num_threads(1)
     from striate.apps import sentiment as sa
     from striate.artifacts import checkpoint
-    from striate.engine import loop
+    from striate.engine import training
     from striate.engine.loop import EngineConfig
 
-    update, save_tensors = loop._Training.update, checkpoint._save_tensors
+    update, save_tensors = training.Training.update, checkpoint._save_tensors
 
     def traced_update(self, *args):
         sums = update(self, *args)
@@ -44,7 +44,7 @@ CHILD = textwrap.dedent(
         if writes == pause_at:
             time.sleep(30)  # killed here
 
-    loop._Training.update, checkpoint._save_tensors = traced_update, slow_save
+    training.Training.update, checkpoint._save_tensors = traced_update, slow_save
     runs, data = sys.argv[1], sys.argv[2]
     if sys.argv[4] == "resume":
         sa.resume("run", runs)

@@ -22,7 +22,7 @@ from striate.artifacts.checkpoint import best_checkpoint, list_checkpoints, load
 from striate.artifacts.metrics_log import MetricsLog, read_metrics
 from striate.cli.common import engine_config
 from striate.cli.main import build_parser, main
-from striate.engine import loop
+from striate.engine import training
 from striate.engine.device import move_to_device
 from striate.engine.loop import EngineConfig
 from striate.errors import StriateError
@@ -146,7 +146,7 @@ def test_another_length_on_resume_is_an_extension_without_a_jump(reviews, tmp_pa
 def test_time_budget_spans_the_schedule_and_resumes_with_a_larger_total(
     reviews, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(loop, "time", FakeClock())
+    monkeypatch.setattr(training, "time", FakeClock())
     budget = sa.train(_config(reviews, tmp_path, "b", time_budget=5.0, schedule="cosine"))
     lrs = list(_lrs(budget).values())
     planned = _config(reviews, tmp_path, "x").engine.epochs * 10  # 40 train rows / batch 4
@@ -178,7 +178,7 @@ def test_checkpoints_on_a_timer_beside_the_step_count(reviews, tmp_path, monkeyp
     args = build_parser().parse_args(["train", "sentiment", "--checkpoint-every", "7"])
     assert engine_config(args, EngineConfig()).checkpoint_every == 7
     assert main(["train", "sentiment", "--checkpoint-every", "10 minutes"]) == 2
-    monkeypatch.setattr(loop, "time", FakeClock())
+    monkeypatch.setattr(training, "time", FakeClock())
     result = sa.train(
         _config(reviews, tmp_path, "t", epochs=1, checkpoint_minutes=0.1, keep_checkpoints=99)
     )
@@ -276,8 +276,8 @@ def test_ctrl_c_waits_for_the_step_boundary_then_validates_and_saves(
             signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the third update
         real_set_lr(*args)
 
-    real_set_lr = loop.set_lr
-    monkeypatch.setattr(loop, "set_lr", set_lr)
+    real_set_lr = training.set_lr
+    monkeypatch.setattr(training, "set_lr", set_lr)
     with pytest.raises(StriateError, match="interrupted at step 3"):
         sa.train(_config(reviews, tmp_path, "c"))
     ckpt = load_checkpoint(resolve_checkpoint(tmp_path / "c"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +81,13 @@ class Precision:
     def dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
-        if self.dtype is None:
-            yield
-        else:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                yield
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of this precision; fp32: a no-op context (entered at every
+        step, so it costs nothing there)."""
+        dtype = self.dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
 
 def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from striate.engine.optim import budget_multiplier, lr_multiplier, tail_multiplier
 
 if TYPE_CHECKING:
-    from striate.engine.loop import EngineConfig
+    from striate.engine.config import EngineConfig
 
 
 @dataclass

@@ -219,7 +219,9 @@ def load_image_data(
         lazy = _get(source)(
             "test" if split == "test" else "train", resolve_data_dir(data_dir), download
         )
-        index = None if split == "test" else train_val_index(lazy.labels, split, val_fraction, seed)
+        # the whole official training set (val_fraction 0) needs no index: no copy of it
+        whole = split == "test" or val_fraction == 0
+        index = None if whole else train_val_index(lazy.labels, split, val_fraction, seed)
     labels = lazy.labels if index is None else lazy.labels[index]
     if len(labels) == 0:
         raise StriateError(f"split {split!r} of {source} is empty; lower val_fraction or add data")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import kornia.augmentation as K
 import torch
 from torch import nn
 
@@ -140,12 +139,14 @@ class _ResizedCrop(nn.Module):
     def __init__(self, min_scale: float) -> None:
         super().__init__()
         self.min_scale = min_scale
-        self._by_size: dict[tuple[int, int], K.RandomResizedCrop] = {}
+        self._by_size: dict[tuple[int, int], nn.Module] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         size = (int(images.shape[-2]), int(images.shape[-1]))
         op = self._by_size.get(size)
         if op is None:
+            import kornia.augmentation as K  # imported on first use (see Augment._build)
+
             op = K.RandomResizedCrop(
                 size,
                 scale=(self.min_scale, 1.0),
@@ -195,6 +196,12 @@ class Augment(nn.Module):
         self.pipeline = nn.Sequential(*self._build())
 
     def _build(self) -> list[nn.Module]:
+        if not self.ops:
+            return []
+        # imported here, not with this module: kornia takes about as long to import as the
+        # rest of striate, and most runs (every one without --augment) never use it
+        import kornia.augmentation as K
+
         strength = dict(self.ops)
         rgb = self.channels == 3
         not_rgb = f"{self.channels} channel{'s' if self.channels > 1 else ''}"
