@@ -8,7 +8,7 @@ the first layer's input product W_xh x_t picks one column of W_xh; a stack of re
 
 For large vocabularies an ``embedding`` size replaces the one-hot input by a learned table.
 
-Initialization: with a one-hot input, the first layer's W_xh is an embedding table (its
+Initialization: with a one-hot input, an LSTM's first-layer W_xh is an embedding table (its
 columns are what each character adds to the gates) and starts as ``nn.Embedding`` does,
 N(0, 1). With the recurrent layers' init, U(-1/sqrt(H), 1/sqrt(H)), a one-hot character
 barely moves the gates: a 2x256 LSTM (batch 16 x 50, Adam 2e-3) stayed on the unigram
@@ -73,7 +73,7 @@ class CharRNN(nn.Module):
             impl=impl,
             forget_bias=forget_bias,
         )
-        if self.embed is None:
+        if self.embed is None and cell == "lstm":
             self._init_one_hot_inputs()
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
@@ -86,7 +86,8 @@ class CharRNN(nn.Module):
         N(0, 1). The recurrent layers' own init, U(-1/sqrt(H), 1/sqrt(H)), made for dense
         inputs of many unit-scale features, would leave a one-hot character almost no say in
         the gates (at H = 512, |W_xh x_t| < 0.045) and learning stalls for the first hundreds
-        of steps.
+        of steps. LSTM only: the other cells keep the recurrent init (measured for the LSTM;
+        the lecture's GRU learned more slowly with it on a small corpus).
         """
         with torch.no_grad():
             for cell in self.rnn.cells[: self.rnn.num_directions]:  # layer 0's directions
