@@ -278,8 +278,9 @@ def test_ctrl_c_waits_for_the_step_boundary_then_validates_and_saves(
 
     real_set_lr = training.set_lr
     monkeypatch.setattr(training, "set_lr", set_lr)
+    before = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN under nohup
     with pytest.raises(StriateError, match="interrupted at step 3"):
         sa.train(_config(reviews, tmp_path, "c"))
     ckpt = load_checkpoint(resolve_checkpoint(tmp_path / "c"))
     assert ckpt.meta["step"] == 3 and ckpt.meta["history"][-1]["phase"] == "val"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
