@@ -84,7 +84,7 @@ def _striate_and_plain(shared_data, tmp_path, *, steps, batch, window, hidden, l
 
     engine = replace(
         tg.text_engine_defaults(),
-        schedule="constant", warmup_steps=0, batch_size=batch, max_steps=steps,
+        lr=2e-3, schedule="constant", warmup_steps=0, batch_size=batch, max_steps=steps,
         precision="fp32", device="cpu", seed=seed, progress=False,
     )  # fmt: skip
     config = tg.TextTrainConfig(
