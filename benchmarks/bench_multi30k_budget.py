@@ -3,12 +3,11 @@ translate` recipe vs a plain PyTorch script of the same attentional encoder-deco
 process (CPU).
 
 Task: the 29,000 Multi30k training pairs, German to English, with striate's preprocessing
-for both (lower-cased words and punctuation, words seen at least twice, training pairs of at
-most 50 tokens; built once and shared); scored on the 1,000 sentences of
+for both (cased words and punctuation, the default; words seen at least twice, training pairs
+of at most 50 tokens; built once and shared); scored on the 1,000 sentences of
 ``test_2016_flickr`` by sacreBLEU's default, cased, against the raw references, with its
 signature (``striate.engine.metrics_text.translation_bleu``; the case-insensitive figure is
-in the JSON line too, labelled). Both models emit lower-cased text, so the cased figure
-counts every missed capital.
+in the JSON line too, labelled).
 
 * ``striate``: ``striate train translate --data multi30k --src de --tgt en --time-budget M``,
   i.e. ``TranslateTrainConfig`` and ``translate_engine_defaults()``: the lecture's GRU,

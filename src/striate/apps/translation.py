@@ -8,15 +8,16 @@ functions::
     print(mt.translate(result.run, ["A man is riding a bike."], beam=5))
     print(mt.evaluate(result.run, split="test")["bleu"])
 
-Sentences are split into words and punctuation (:func:`striate.data.words.tokenize`,
-lower-cased by default), mapped to ids by one :class:`~striate.data.words.WordVocab` per
-language, and the model (:class:`~striate.models.seq2seq.Seq2Seq`) is trained with teacher
-forcing (:class:`~striate.engine.seq_steps.TeacherForcedStep`, optionally scheduled). A
-checkpoint carries both vocabularies and every preprocessing setting in its JSON metadata,
-so translating needs nothing but the run. Output is decoded by beam search with length
+Sentences are split into words and punctuation (:func:`striate.data.words.tokenize`; case is
+kept by default, since sacreBLEU's default score is cased), mapped to ids by one
+:class:`~striate.data.words.WordVocab` per language, and the model
+(:class:`~striate.models.seq2seq.Seq2Seq`) is trained with teacher forcing
+(:class:`~striate.engine.seq_steps.TeacherForcedStep`, optionally scheduled). A checkpoint
+carries both vocabularies and every preprocessing setting in its JSON metadata, so
+translating needs nothing but the run. Output is decoded by beam search with length
 normalization (:mod:`striate.nn.decoding`), detokenized, and scored against the raw
-references with sacreBLEU's default settings: cased, with its signature (the case-insensitive
-figure is reported beside it as ``bleu_lowercase``).
+references with sacreBLEU's default settings: cased, with its signature (the
+case-insensitive figure is reported beside it as ``bleu_lowercase``).
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ class TranslateTrainConfig(TaskConfig):
 
     ``data``: ``multi30k``, ``tsv:PATH`` or a .tsv/.txt file of ``source<TAB>target`` lines
     (``columns="en,de"`` names a file's column languages). ``src``/``tgt``: language codes.
-    Preprocessing: ``lowercase``, words seen fewer than ``min_freq`` times (or beyond
-    ``max_vocab``) become ``<unk>``, training pairs longer than ``max_length`` tokens are
-    dropped. Model: see :class:`~striate.models.seq2seq.Seq2Seq`. Teacher forcing: the ratio
-    starts at ``teacher_forcing`` and follows ``teacher_forcing_schedule`` (constant, linear,
-    inverse_sigmoid, exponential) towards ``teacher_forcing_end`` over
+    Preprocessing: ``lowercase`` (off by default: a model trained on lower-cased text misses
+    every capital of the cased references), words seen fewer than ``min_freq`` times (or
+    beyond ``max_vocab``) become ``<unk>``, training pairs longer than ``max_length`` tokens
+    are dropped. Model: see :class:`~striate.models.seq2seq.Seq2Seq`. Teacher forcing: the
+    ratio starts at ``teacher_forcing`` and follows ``teacher_forcing_schedule`` (constant,
+    linear, inverse_sigmoid, exponential) towards ``teacher_forcing_end`` over
     ``teacher_forcing_steps`` steps (0: the whole run). ``val_bleu_samples``: greedy BLEU on
     that many validation pairs after every epoch (0: off).
     """
@@ -86,7 +88,7 @@ class TranslateTrainConfig(TaskConfig):
     columns: str | None = None
     val_fraction: float = 0.05
     limit: int | None = None
-    lowercase: bool = True
+    lowercase: bool = False
     min_freq: int = 2
     max_vocab: int | None = None
     max_length: int = 50

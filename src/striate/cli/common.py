@@ -287,7 +287,7 @@ def task_config(cls: type, args: argparse.Namespace, engine_defaults: Any, **val
     A ``striate train`` command names its flags after the config's fields (``--max-vocab``
     sets ``max_vocab``), so every field but ``engine`` is taken from the flag of that name;
     a flag that was not given (``None``) leaves the field's default. ``values`` set the
-    fields whose flag has another name or needs converting (``lowercase=not args.cased``)
+    fields whose flag has another name or needs converting (``encoder_options``)
     and win over a flag of the same name. ``engine`` is :func:`engine_config` of the flags
     over ``engine_defaults``.
     """

@@ -27,7 +27,7 @@ def _train(args: argparse.Namespace) -> int:
 
     engine = sa.sentiment_engine_defaults()
     config_cls = sa.SentimentTrainConfig
-    return report_run(train_or_resume(sa, config_cls, args, engine, lowercase=not args.cased))
+    return report_run(train_or_resume(sa, config_cls, args, engine))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -66,7 +66,9 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--min-freq", type=int, default=2, help="rarer words become <unk>")
     p.add_argument("--max-vocab", type=int, help="cap the vocabulary (special tokens included)")
     p.add_argument("--max-length", type=int, default=400, help="keep a text's first N tokens")
-    p.add_argument("--cased", action="store_true", help="do not lower-case the texts")
+    p.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, help="lower-case (default: yes)"
+    )
     add_engine_args(p)
     p.set_defaults(func=_train)
 

@@ -29,7 +29,7 @@ def _train(args: argparse.Namespace) -> int:
 
     engine = mt.translate_engine_defaults()
     config_cls = mt.TranslateTrainConfig
-    return report_run(train_or_resume(mt, config_cls, args, engine, lowercase=not args.cased))
+    return report_run(train_or_resume(mt, config_cls, args, engine))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -63,7 +63,9 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--columns", help="languages of a TSV file's two columns, e.g. en,de")
     p.add_argument("--val-fraction", type=float, default=0.05, help="TSV files: held-out share")
     p.add_argument("--limit", type=int, help="use only the first N training pairs")
-    p.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
+    p.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, help="lower-case (default: no)"
+    )
     p.add_argument("--min-freq", type=int, default=2, help="rarer words become <unk>")
     p.add_argument("--max-vocab", type=int, help="cap each vocabulary (special tokens included)")
     p.add_argument("--max-length", type=int, default=50, help="drop longer training pairs")
