@@ -47,6 +47,8 @@ test: lint
 BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video export
 # the sequence tasks at equal time beside a plain PyTorch script (about 7 and 25 minutes)
 BENCHES    += sst2_budget multi30k_budget
+# striate serve under concurrent loopback clients (about 1 minute)
+BENCHES    += serve
 BENCH_LOG  := runs/bench/results.jsonl
 BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
 
