@@ -14,7 +14,7 @@ Modes (one JSON line each):
 
 ``--quick`` keeps the default mode as it is (it is short) and cuts ``--long`` to 2 epochs.
 Recipe flags (``--epochs --batch --lr --optimizer --schedule --precision --augment
---seed``) override the mode's recipe, for searching.
+--label-smoothing --seed``) override the mode's recipe, for searching.
 """
 
 from __future__ import annotations
@@ -42,15 +42,19 @@ T_IMPORTS = time.perf_counter()
 TARGET = 0.99
 LECUN_1998_ERROR_DISTORTED = 0.008  # LeNet-5 test error on MNIST trained with distortions
 _ENGINE = {"progress": False, "log_every": 10**9, "device": "cpu"}
-RECIPE = ImageTrainConfig(  # fastest found on 2 cores: 99.01-99.25 % over seeds 0-6
+# the fastest found on 2 cores: 2 epochs (120,000 images seen) with label smoothing 0.1 reach
+# 99.03-99.17 % over seeds 0-5 (98.5-98.8 % after the first); without label smoothing 2 epochs
+# reach 98.80-99.09 % (seeds 0-2), so the recipe needed 3 (99.01-99.25 % over seeds 0-6)
+RECIPE = ImageTrainConfig(
     model="lenet5",
     data="mnist",
     data_dir=str(data_dir()),
     val_fraction=0.0,  # train on all 60,000 images ...
     validate_on="test",  # ... and report the test split after every epoch
     augment="",
+    label_smoothing=0.1,
     engine=EngineConfig(
-        epochs=3,
+        epochs=2,
         batch_size=128,
         optimizer="sgd",
         lr=0.15,
@@ -63,6 +67,7 @@ RECIPE = ImageTrainConfig(  # fastest found on 2 cores: 99.01-99.25 % over seeds
 LONG = replace(
     RECIPE,
     augment="rotate=10,shift=0.1",
+    label_smoothing=0.0,
     engine=replace(RECIPE.engine, epochs=25, lr=0.05, precision="fp32"),
 )
 
@@ -119,6 +124,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="< 60 s (cuts --long to 2 epochs)")
     for flag, kind in [("epochs", int), ("batch", int), ("lr", float), ("seed", int)]:
         parser.add_argument(f"--{flag}", type=kind)
+    parser.add_argument("--label-smoothing", type=float)
     for flag in ("optimizer", "schedule", "precision", "augment"):
         parser.add_argument(f"--{flag}")
     args = parser.parse_args()
@@ -135,7 +141,8 @@ def main() -> None:
     }
     engine = replace(config.engine, **{k: v for k, v in given.items() if v is not None})
     augment = config.augment if args.augment is None else args.augment
-    config = replace(config, engine=engine, augment=augment)
+    smoothing = config.label_smoothing if args.label_smoothing is None else args.label_smoothing
+    config = replace(config, engine=engine, augment=augment, label_smoothing=smoothing)
 
     result = run(config, stop_at=None if args.long else TARGET)
     reached = result["reached_99"]
@@ -146,7 +153,12 @@ def main() -> None:
         "bench": "mnist_lenet5_long" if args.long else "mnist_lenet5_time_to_99",
         **environment(),
         "target_test_acc": TARGET,
-        "recipe": {"model": config.model, "augment": config.augment, **recipe},
+        "recipe": {
+            "model": config.model,
+            "augment": config.augment,
+            "label_smoothing": config.label_smoothing,
+            **recipe,
+        },
         "interpreter_start_s": before_script,  # process start -> first line of this script
         "import_torch_s": T_TORCH - T0,
         "import_all_s": T_IMPORTS - T0,
@@ -169,7 +181,9 @@ def main() -> None:
     else:
         rows = [
             row(
-                "launch to 99.0 % MNIST test accuracy, LeNet-5, all 60,000 training images",
+                "launch to 99.0 % MNIST test accuracy, LeNet-5, all 60,000 training images, "
+                f"{result['epochs_run']} epochs of batch {config.engine.batch_size}, label "
+                f"smoothing {config.label_smoothing:g}",
                 result["time_to_99_s"] if reached else "not reached",
                 unit="s" if reached else "",
                 precision=precision,
