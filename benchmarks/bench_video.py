@@ -7,7 +7,8 @@ model: per-frame accuracy over all frames, on the hidden "memory" frames (whose 
 the digit shown most recently), on the visible frames, and the training time (``train_s``,
 generating the clips included). A per-frame CNN can only guess on hidden frames (chance
 ~0.1); the recurrent model should be about as good there as on visible frames. One JSON
-line. ``--quick``: a smoke run (64 training clips, 1 epoch, 64 test clips), not the result.
+line. ``--quick``: a smoke run (32 training clips of 8 frames, 1 epoch, 32 test clips), not the
+result.
 
     python benchmarks/bench_video.py            # the figure (default app settings)
     python benchmarks/bench_video.py --quick
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.quick:
-        args.clips, args.val_clips, args.test_clips, args.epochs = 64, 32, 64, 1
+        args.clips, args.val_clips, args.test_clips, args.epochs, args.frames = 32, 16, 32, 1, 8
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory() as runs:
         table = {
