@@ -16,7 +16,7 @@ cumulative BLEU-1..4 (sacreBLEU, 0-100). A "blind" line -- every test image give
 of the first one -- shows what the language alone scores. One JSON line.
 
 Usage: ``python benchmarks/bench_caption.py [--epochs 3] [--hidden 128] [--embedding 64]
-[--seed 0] [--quick]`` (``--quick``: 800 training images, 1 epoch, greedy captions, to check that
+[--seed 0] [--quick]`` (``--quick``: 128 training images, 1 epoch, greedy captions, to check that
 it runs).
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    data, epochs, beam = ("shapes:800", 1, 1) if args.quick else ("shapes", args.epochs, 3)
+    data, epochs, beam = ("shapes:128", 1, 1) if args.quick else ("shapes", args.epochs, 3)
 
     variants = {}
     with tempfile.TemporaryDirectory() as runs:
