@@ -16,6 +16,18 @@ Modes (one JSON line each):
 real one) and cuts ``--long`` to 2 epochs.
 Recipe flags (``--epochs --batch --lr --optimizer --schedule --precision --augment
 --label-smoothing --seed``) override the mode's recipe, for searching.
+
+Where the time goes (CPU seconds of one thread, bf16 + channels-last, batch 128; measured with
+``time.process_time`` on a shared machine, so read them relative to each other): importing
+torch 1.2, striate 0.1; reading MNIST 0.43 (gzip), channel statistics 0.05, the run's
+TensorBoard writer 0.15; a training step about 11.5 ms (the first 27 ms: kernel set-up), so
+an epoch of 468 steps about 5.5; a test pass over 10,000 images 0.33; a checkpoint 0.005.
+Epoch 1 costs about 6 % more than epoch 2, not because of warm-up alone: max pooling is
+data-dependent on the CPU (2x2 pooling of 128x6x28x28 bf16 channels-last maps takes 3.0 ms on
+ReLU'd Gaussian activations, 1.3 ms on zeros), and trained activations are sparser. Per step,
+convolution backward is about 38 %, convolution forward 23 %, the first max pooling 15-20 %
+(forward and backward); a batch of 256 costs about 5 % less per image than 128, but at a
+learning rate of 0.3 it diverges.
 """
 
 from __future__ import annotations
