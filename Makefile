@@ -43,10 +43,13 @@ test: lint
 
 # Every benchmark prints one JSON line; results_table.py turns them into benchmarks/RESULTS.md.
 # bench: the figures (about 1.5 hours on 2 cores, char_budget alone 35 min); bench-quick: every
-# script in its smoke mode, to check that the table is produced.
+# script in its smoke mode, to check that the table is produced (about 130 CPU-seconds at one
+# thread in all, for under 3 minutes on 2 quiet cores).
 BENCHES    := engine augment rnn char_budget mnist_time_to_99 adding sentiment translate caption video export
 # the sequence tasks at equal time beside a plain PyTorch script (about 7 and 25 minutes)
 BENCHES    += sst2_budget multi30k_budget
+# striate serve under concurrent loopback clients (about 1 minute)
+BENCHES    += serve
 BENCH_LOG  := runs/bench/results.jsonl
 BENCH_ENV  := STRIATE_DATA=$${STRIATE_DATA:-../shared/data}
 

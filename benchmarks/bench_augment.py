@@ -17,7 +17,7 @@ in memory, batches of 256, ``rotate,shift,flip,color``, it times:
   jitter. ``geometry_*`` entries time the geometric part alone (no colour).
 
 Warm-up first, then the variants alternate within each repetition; medians are reported.
-Run: ``python benchmarks/bench_augment.py`` (``--quick``: fewer repetitions).
+Run: ``python benchmarks/bench_augment.py`` (``--quick``: one repetition, batches of 32).
 """
 
 from __future__ import annotations
@@ -92,10 +92,12 @@ def _time(fn, images: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, float]:
+def _bench(
+    channels: int, size: int, reps: int, warmup: int = 2, batch: int = BATCH
+) -> dict[str, float]:
     torch.manual_seed(0)
-    pool = torch.rand(BATCH * EPOCH_BATCHES, channels, size, size)
-    images = pool[:BATCH]
+    pool = torch.rand(batch * EPOCH_BATCHES, channels, size, size)
+    images = pool[:batch]
     color = Augment("color", channels)
     batched = Augment(SPEC, channels)
     separate = nn.Sequential(
@@ -108,7 +110,7 @@ def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, fl
     fused_geometry = nn.Sequential(*list(batched.pipeline)[:2])  # flip + fused RandomAffine
     loader = DataLoader(
         PerSample(pool, Augment(SPEC, channels)),
-        BATCH,
+        batch,
         shuffle=True,
         num_workers=WORKERS,
         persistent_workers=True,
@@ -120,7 +122,7 @@ def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, fl
 
     def batched_epoch(_: torch.Tensor) -> None:
         for k in range(EPOCH_BATCHES):
-            batched(pool[k * BATCH : (k + 1) * BATCH])
+            batched(pool[k * batch : (k + 1) * batch])
 
     epochs = {"batched": batched_epoch, "per_sample_workers2": per_sample_workers}
     variants = {
@@ -130,7 +132,7 @@ def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, fl
         "geometry_kornia_separate": nn.Sequential(*list(separate)[:3]),
         "geometry_single_warp": warp,
     }
-    per_call = {name: BATCH * EPOCH_BATCHES for name in epochs} | dict.fromkeys(variants, BATCH)
+    per_call = {name: batch * EPOCH_BATCHES for name in epochs} | dict.fromkeys(variants, batch)
     fns = {**epochs, **variants}
     times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.no_grad():
@@ -154,15 +156,15 @@ def _bench(channels: int, size: int, reps: int, warmup: int = 2) -> dict[str, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 repetition instead of 15")
+    parser.add_argument("--quick", action="store_true", help="1 repetition, batches of 32")
     args = parser.parse_args()
-    reps, warmup = (1, 1) if args.quick else (REPS, 2)
+    reps, warmup, batch = (1, 1, 32) if args.quick else (REPS, 2, BATCH)
     start = time.perf_counter()
     sizes = {"cifar_3x32x32": (3, 32), "mnist_1x28x28": (1, 28)}
-    results = {name: _bench(c, s, reps, warmup) for name, (c, s) in sizes.items()}
+    results = {name: _bench(c, s, reps, warmup, batch) for name, (c, s) in sizes.items()}
     rows = [
         row(
-            f"augmentation `{SPEC}`, {name.split('_')[1]} images, batches of {BATCH}: batched "
+            f"augmentation `{SPEC}`, {name.split('_')[1]} images, batches of {batch}: batched "
             "kornia in the main process",
             r["batched_img_s"],
             unit="images/s",
@@ -177,7 +179,7 @@ def main() -> None:
             "bench": "augment",
             "quick": args.quick,
             **environment(),
-            "batch": BATCH,
+            "batch": batch,
             "pipeline": SPEC,
             "reps": reps,
             "workers": WORKERS,

@@ -16,7 +16,8 @@ contiguous streams of 100-character windows with the state carried, in fp32.
   time is not counted as training time).
 
 Prints one JSON line: both validation losses at each budget (default 1, 5 and 10 minutes;
-about 35 minutes in all). ``--quick``: a 0.2-minute budget, to check that it runs.
+about 35 minutes in all). ``--quick``: a 0.05-minute budget at 2x128 for both, to check that
+it runs.
 ``--max-steps N`` replaces the budgets by N steps for both, to compare recipes at equal steps
 on a loaded machine (a quiet 2-core machine did about 630 striate steps in 5 minutes at 2x512
 in bf16). striate then trains ceil(N / steps per epoch) epochs, stopped at step N: its cosine
@@ -44,14 +45,15 @@ from striate.engine.loop import EngineConfig
 VAL_FRACTION, STREAMS, WINDOW = 0.1, 64, 100
 PLAIN = {"embedding": 64, "hidden": 512, "layers": 2, "lr": 2e-3, "clip": 5.0, "batch": 64}
 TARGET_5_MIN = 1.50  # issue 9: striate's recipe within 5 minutes
+QUICK_BUDGET, QUICK_HIDDEN = 0.05, 128  # --quick: a smoke run of both contenders
 
 
 class PlainCharLSTM(nn.Module):
-    def __init__(self, vocab: int) -> None:
+    def __init__(self, vocab: int, hidden: int = PLAIN["hidden"]) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, PLAIN["embedding"])
-        self.rnn = nn.LSTM(PLAIN["embedding"], PLAIN["hidden"], PLAIN["layers"], batch_first=True)
-        self.head = nn.Linear(PLAIN["hidden"], vocab)
+        self.rnn = nn.LSTM(PLAIN["embedding"], hidden, PLAIN["layers"], batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
 
     def forward(self, x: torch.Tensor, state: tuple | None = None) -> tuple[torch.Tensor, tuple]:
         out, state = self.rnn(self.embed(x), state)
@@ -74,11 +76,11 @@ def validation_loss(model: nn.Module, val_ids: torch.Tensor) -> float:
 
 def plain_run(
     train_ids: torch.Tensor, val_ids: torch.Tensor, vocab: int, budgets: list[float],
-    max_steps: int | None,
+    max_steps: int | None, hidden: int = PLAIN["hidden"],
 ) -> dict[str, dict[str, float]]:  # fmt: skip
     """The plain script, validated as its training clock passes each budget (minutes)."""
     torch.manual_seed(0)
-    model = PlainCharLSTM(vocab)
+    model = PlainCharLSTM(vocab, hidden)
     optimizer = torch.optim.Adam(model.parameters(), lr=PLAIN["lr"])
     stream = TokenStream(train_ids, PLAIN["batch"], WINDOW, seed=0)
     points = sorted(budgets)
@@ -112,9 +114,10 @@ def plain_run(
 
 
 def striate_run(
-    budget: float, max_steps: int | None, runs: str, steps_per_epoch: int
+    budget: float, max_steps: int | None, runs: str, steps_per_epoch: int, hidden: int | None
 ) -> dict[str, float]:
-    """striate's default ``train text`` recipe for ``budget`` minutes (or ``max_steps``)."""
+    """striate's default ``train text`` recipe for ``budget`` minutes (or ``max_steps``); its
+    width ``hidden`` when given (``--quick``)."""
     defaults = tg.text_engine_defaults()
     changes: dict[str, object] = {"device": "cpu", "progress": False, "log_every": 10**9}
     if max_steps:  # enough epochs for N steps (one epoch would end the run early)
@@ -126,6 +129,7 @@ def striate_run(
     config = tg.TextTrainConfig(
         data="shakespeare", data_dir=str(data_dir()), val_fraction=VAL_FRACTION, sample_every=0,
         name=f"budget-{budget:g}", runs_dir=runs, engine=engine,
+        **({"hidden": hidden} if hidden else {}),
     )  # fmt: skip
     start = time.perf_counter()
     result = tg.train(config)
@@ -143,10 +147,11 @@ def striate_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", default="1,5,10", help="minutes, comma-separated")
-    parser.add_argument("--quick", action="store_true", help="one 0.2-minute budget")
+    parser.add_argument("--quick", action="store_true", help="one 0.05-minute budget, 2x128")
     parser.add_argument("--max-steps", type=int, help="steps instead of a time budget")
     args = parser.parse_args()
-    budgets = [0.2] if args.quick else [float(b) for b in args.budgets.split(",")]
+    budgets = [QUICK_BUDGET] if args.quick else [float(b) for b in args.budgets.split(",")]
+    hidden = QUICK_HIDDEN if args.quick else None
     has_budget = "time_budget" in {f.name for f in dataclasses.fields(EngineConfig)}
     max_steps = args.max_steps
     if not has_budget and not max_steps:
@@ -159,13 +164,13 @@ def main() -> None:
     train_text, val_text = split_text(text, VAL_FRACTION)
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
-    plain = plain_run(train_ids, val_ids, len(vocab), budgets, max_steps)
+    plain = plain_run(train_ids, val_ids, len(vocab), budgets, max_steps, hidden or PLAIN["hidden"])
     with tempfile.TemporaryDirectory() as runs:
         per_epoch = len(TokenStream(train_ids, PLAIN["batch"], WINDOW))
-        ours = {f"{b:g}": striate_run(b, max_steps, runs, per_epoch) for b in budgets}
+        ours = {f"{b:g}": striate_run(b, max_steps, runs, per_epoch, hidden) for b in budgets}
 
     recipe = tg.text_engine_defaults()
-    config = tg.TextTrainConfig()
+    config = tg.TextTrainConfig(**({"hidden": hidden} if hidden else {}))
     precision = recipe.precision
     if precision == "auto":
         from striate.engine.device import Precision
@@ -204,7 +209,7 @@ def main() -> None:
                 "tbptt": config.tbptt,
                 "precision_resolved": precision,
             },
-            "plain_recipe": PLAIN,
+            "plain_recipe": {**PLAIN, "hidden": hidden or PLAIN["hidden"]},
             "striate": ours,
             "plain": plain,
             "target_5_min": TARGET_5_MIN,

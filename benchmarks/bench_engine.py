@@ -26,7 +26,8 @@ Ratios compare equal precisions: ``engine_fp32`` over ``loop_fp32``, Keras and L
 ``engine_bf16_cl`` over ``loop_bf16_cl``; ``engine_fp32_augment`` over ``dataloader_w2_augment``.
 Timed as steady seconds per step (span between step starts; per-call setup left out, reported
 apart for ``fit``), warmed up, alternating rounds, medians (and best). One JSON line, with
-``rows`` for ``results_table.py``. ``--quick``: < 60 s.
+``rows`` for ``results_table.py``. ``--quick``: a smoke run (every contender, 6 steps, one
+round after the warm-up).
 """
 
 from __future__ import annotations
@@ -307,16 +308,16 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a < 60 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 6 steps, 1 round")
     parser.add_argument("--steps", type=int, default=150, help="steps per timed call")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per contender")
     args = parser.parse_args()
-    steps, rounds = (20, 2) if args.quick else (args.steps, args.rounds)
+    steps, rounds = (6, 1) if args.quick else (args.steps, args.rounds)
     os.environ.setdefault("KERAS_BACKEND", "torch")
     warnings.filterwarnings("ignore")  # Lightning's advice about DataLoader workers
     wall = time.perf_counter()
 
-    peaks = matmul_peaks(2048 if args.quick else 4096)
+    peaks = matmul_peaks(1024 if args.quick else 4096)
     images, labels = load_mnist("train")
     bench = Bench(images, labels, steps)
     flops = train_flops_per_sample(bench.model(), bench.floats[:BATCH], labels[:BATCH])

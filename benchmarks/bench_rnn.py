@@ -11,7 +11,8 @@ from an assumed backward = 2 x forward lay above the measured cost, so it was no
 batch-1 sampling, characters/s: ``generate`` (T 0.8, top-k 40), raw ``CharRNN.step``,
 ``torch.nn.LSTM`` one step at a time, and the same with bf16 weights.
 Timed as seconds per token over whole calls, warmed up, alternating rounds, medians.
-One JSON line. ``--quick``: < 40 s.
+One JSON line. ``--quick``: a smoke run of every contender at 2x64 units, batch 16, one step
+per call (the figures are not comparable with the full run's).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ from striate.models.char_rnn import CharRNN
 
 VOCAB, HIDDEN, LAYERS, BATCH, SEQ, LR = 65, 512, 2, 64, 100, 2e-3
 TARGETS = {"lstm_ratio": 0.97, "gru_ratio": 0.95, "sample_chars_per_s": 3000.0}
+QUICK_HIDDEN, QUICK_BATCH = 64, 16  # --quick: every contender, at a size that runs in seconds
 Runner = Callable[[], float]  # one timed call -> seconds per token
+
+
+def use_sizes(hidden: int, batch: int) -> None:
+    """Set the model width and batch every runner reads (``--quick`` shrinks them)."""
+    global HIDDEN, BATCH
+    HIDDEN, BATCH = hidden, batch
 
 
 def corpus() -> tuple[CharVocab, torch.Tensor, torch.Tensor]:
@@ -193,14 +201,16 @@ def time_per_char(fn: Callable[[int], None], chars: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a < 40 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a smoke run at 2x64 units")
     parser.add_argument("--steps", type=int, default=2, help="100-token updates per timed call")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender")
     args = parser.parse_args()
     steps, rounds = (1, 1) if args.quick else (args.steps, args.rounds)
+    if args.quick:
+        use_sizes(QUICK_HIDDEN, QUICK_BATCH)
     wall = time.perf_counter()
     torch.manual_seed(0)
-    peak = matmul_gflops(torch.float32, 2048 if args.quick else 4096)
+    peak = matmul_gflops(torch.float32, 1024 if args.quick else 4096)
     vocab, train_ids, val_ids = corpus()
     assert len(vocab) == VOCAB, len(vocab)
     flops = lstm_flops_per_token(VOCAB, HIDDEN, LAYERS)
@@ -270,7 +280,7 @@ def main() -> None:
             precision="bf16",
         ),
         row(
-            "lecture GRU training (2x512, same loop), impl fast",
+            f"lecture GRU training ({LAYERS}x{HIDDEN}, same loop), impl fast",
             tps["striate_gru"],
             unit="tokens/s",
             contender=f"torch.nn.GRU loop, fp32: {tps['torch_gru']:,.0f} tokens/s",
@@ -285,7 +295,7 @@ def main() -> None:
             for k in ("50_100", "25_100")
         ),
         row(
-            "sampling, 2x512 LSTM, batch 1, `generate` (T 0.8, top-k 40)",
+            f"sampling, {LAYERS}x{HIDDEN} LSTM, batch 1, `generate` (T 0.8, top-k 40)",
             chars["generate"],
             unit="chars/s",
             contender=f"stepping torch.nn.LSTM: {chars['torch_lstm_step']:,.0f} chars/s",
@@ -296,7 +306,13 @@ def main() -> None:
         {
             "bench": "rnn",
             "quick": args.quick,
-            "config": {"batch": BATCH, "seq": SEQ, "steps_per_call": steps, "rounds": rounds},
+            "config": {
+                "hidden": HIDDEN,
+                "batch": BATCH,
+                "seq": SEQ,
+                "steps_per_call": steps,
+                "rounds": rounds,
+            },
             "tokens_per_s": tps,
             "ratio_vs_torch": ratios,
             "targets_met": {

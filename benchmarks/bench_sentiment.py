@@ -16,7 +16,7 @@ Those models trained on the treebank's phrases too, as the shared train.tsv hold
 
 Usage: ``python benchmarks/bench_sentiment.py [--epochs 3] [--cell lstm] [--hidden 128]
 [--embedding 128] [--layers 1] [--pooling max] [--no-bidirectional] [--seed 0] [--quick]``
-(``--quick``: 3,000 training phrases, 1 epoch, to check that it runs).
+(``--quick``: 1,000 training phrases, 1 epoch, to check that it runs).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    epochs, limit = (1, 3000) if args.quick else (args.epochs, None)
+    epochs, limit = (1, 1000) if args.quick else (args.epochs, None)
 
     with tempfile.TemporaryDirectory() as runs:
         config = sa.SentimentTrainConfig(
