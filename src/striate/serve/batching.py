@@ -11,10 +11,11 @@ stacked inputs) and hands each request its own slice of the results, in order.
 
 It never waits for a batch to fill: a lone request runs at once, and under load the next
 batch gathers while the current one runs, so the batch size follows the load by itself.
-Results equal one-at-a-time prediction: only requests with equal options share a call, and
-a predictor is batchable (``Predictor.batchable``) only when each result depends on its own
-input and the options alone. When a shared call fails (one request's image does not decode),
-each of its requests is run alone, so only the bad one gets the error.
+Results equal one-at-a-time prediction (to float32 rounding: the CPU's kernels may round a
+batch's last bit differently from one input's): only requests with equal options share a
+call, and a predictor is batchable (``Predictor.batchable``) only when each result depends
+on its own input and the options alone. When a shared call fails (one request's image does
+not decode), each of its requests is run alone, so only the bad one gets the error.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def inference_threads() -> int:
     """Intra-op threads for an inference thread: the cores this process may use, less one
     for the event loop, which is busy whenever requests are. On 2 cores that is 1: two
     intra-op threads there stall whenever the event loop (or anything else) holds a core,
-    since each parallel region waits for its slowest thread (a LeNet-5 forward of one image
-    took 50 ms instead of 1 ms so on a loaded 2-core machine)."""
+    since each parallel region waits for its slowest thread (on this project's 2-core machine,
+    under load from other processes, a LeNet-5 forward of one image took 53 ms on two threads
+    and 1.2 ms on one)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
