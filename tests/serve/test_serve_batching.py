@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import math
 import threading
 
 import numpy as np
@@ -18,7 +17,7 @@ pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installe
 import httpx
 from fastapi.testclient import TestClient
 from PIL import Image
-from serve_inputs import b64, png_bytes
+from serve_inputs import b64, png_bytes, same_results
 
 from striate.errors import StriateError
 from striate.predict import Limits, load
@@ -33,19 +32,6 @@ def _noise_png(seed: int) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "PNG")
     return out.getvalue()
-
-
-def _same(batched, alone) -> bool:
-    """Equal JSON results, floats to float32 rounding: a batch's forward pass may round the
-    last bit differently from one image's (the CPU kernels block by batch size), never more;
-    classes, their order, and everything else must be equal."""
-    if isinstance(batched, float) and isinstance(alone, float):
-        return math.isclose(batched, alone, rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(batched, dict) and isinstance(alone, dict):
-        return batched.keys() == alone.keys() and all(_same(batched[k], alone[k]) for k in alone)
-    if isinstance(batched, list) and isinstance(alone, list):
-        return len(batched) == len(alone) and all(map(_same, batched, alone))
-    return type(batched) is type(alone) and batched == alone
 
 
 class _Gate:
@@ -153,7 +139,7 @@ def test_batched_images_equal_one_at_a_time(classifier):
     assert batcher.batches == 5 and batcher.largest == 6  # the first; top_k 1, 2, 3; explain
     for (inputs, options), answer in zip(requests, answers, strict=True):
         alone = classifier.predict(request_items(classifier, inputs, options), **options)
-        assert _same(answer, alone)  # the same classes, order and values
+        assert same_results(answer, alone)  # the same classes, order and values
     assert [len(a) for a in answers] == [1] * 9 + [3, 1]
     assert [len(a[0]["top"]) for a in answers[1:9]] == [2, 3, 1, 2, 3, 1, 2, 3]
     assert answers[-1][0]["explain"]["class"] == "3"
@@ -183,7 +169,7 @@ def test_concurrent_api_requests_all_get_their_own_answer(tiny_runs, classifier)
             alone = classifier.predict(
                 request_items(classifier, body["inputs"], body["options"]), **body["options"]
             )
-            assert _same(answer.json(), json.loads(json.dumps({"results": alone})))
+            assert same_results(answer.json(), json.loads(json.dumps({"results": alone})))
 
 
 def test_stopping_the_server_stops_the_inference_thread(tiny_runs):

@@ -351,7 +351,7 @@ def create_app(
         summary="Predict with a run",
         openapi_extra={"requestBody": PREDICT_BODY},
     )
-    async def _predict(name: str, request: Request) -> dict[str, Any]:
+    async def _predict(name: str, request: Request) -> JSONResponse:
         model = predictor(name)
         body = await read_json(request, max_body_bytes)
         if name in batchers:
@@ -360,7 +360,8 @@ def create_app(
             results = await run_in_threadpool(
                 run_prediction, model, body["inputs"], body["options"]
             )
-        return {"results": results}
+        # predictors give plain JSON data: no jsonable_encoder walk over it on the event loop
+        return JSONResponse({"results": results})
 
     @app.post(
         "/api/{name}/stream",
