@@ -13,6 +13,7 @@ character is from sending the request to receiving the first ``data:`` event. Pr
 JSON line: requests/s, p50/p99 latency, errors, first-character latency, the server's peak
 memory, and the machine's load average (the figures are measured under whatever else runs).
 Targets: classify p99 < 50 ms at 16 clients on 2 cores; first streamed character < 100 ms.
+The server batches concurrent classify requests (:mod:`striate.serve.batching`).
 Its ``rows`` are the figures of the results table (``results_table.py``). ``--quick``: 2 s per
 phase, 4 + 2 clients and a small char-LSTM, a smoke run of about a minute, not the result.
 """
@@ -36,6 +37,7 @@ import httpx
 from PIL import Image, ImageDraw
 
 from _common import emit, row
+from striate.serve.batching import inference_threads
 
 
 def _train_runs(root: Path, hidden: int = 512) -> tuple[Path, Path]:
@@ -245,7 +247,9 @@ def main() -> None:
             "server_peak_rss_mb": round(peak, 1),
             "cpu_cores": os.cpu_count(),
             "load_average_1min": round(os.getloadavg()[0], 2),
-            "torch_threads_server": "default",
+            # the classifier's requests are batched on one thread of this many intra-op
+            # threads (striate.serve.batching); streams run with torch's default
+            "torch_threads_server": {"batching": inference_threads(), "streams": "default"},
             "python": ".".join(map(str, sys.version_info[:3])),
             "note": "measured on a shared machine, under load from other processes",
             "rows": [

@@ -1,9 +1,11 @@
-"""Small inputs the predictor, API and browser tests share (made here, never read from disk)."""
+"""Small inputs the predictor, API and browser tests share (made here, never read from disk),
+and how their answers are compared."""
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 import struct
 import zipfile
 import zlib
@@ -61,3 +63,18 @@ def mp4_bytes(frames: int = 5, side: int = 16) -> bytes:
         for packet in stream.encode():
             container.mux(packet)
     return out.getvalue()
+
+
+def same_results(batched, alone) -> bool:
+    """Equal JSON results, floats to float32 rounding: a batch's forward pass may round the
+    last bit differently from one image's (the CPU kernels block by batch size), never more;
+    classes, their order, and everything else must be equal."""
+    if isinstance(batched, float) and isinstance(alone, float):
+        return math.isclose(batched, alone, rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(batched, dict) and isinstance(alone, dict):
+        return batched.keys() == alone.keys() and all(
+            same_results(batched[k], alone[k]) for k in alone
+        )
+    if isinstance(batched, list) and isinstance(alone, list):
+        return len(batched) == len(alone) and all(map(same_results, batched, alone))
+    return type(batched) is type(alone) and batched == alone

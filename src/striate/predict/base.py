@@ -133,6 +133,10 @@ class Predictor:
     kind: ClassVar[str] = ""
     task: ClassVar[str] = ""  # words for people: "image classifier"
     options: ClassVar[tuple[str, ...]] = ()
+    # True when ``predict(list, **options)`` gives one result per input, in order, each
+    # depending on its own input and the options alone: then calls with equal options may
+    # be merged into one (``striate serve`` batches concurrent requests so).
+    batchable: ClassVar[bool] = False
 
     def __init__(self, ckpt: Checkpoint, device: str = "auto", limits: Limits | None = None):
         self.meta = ckpt.meta

@@ -69,6 +69,7 @@ class ImageClassifierPredictor(Predictor):
     kind = KIND
     task = "an image classifier"
     options = ("top_k", "explain", "target")
+    batchable = True  # one row per image; eval mode: an image's row ignores its batch-mates
 
     def _build(self, ckpt: Checkpoint) -> None:
         self.model = classifier_from_checkpoint(ckpt).to(self.device)

@@ -12,6 +12,10 @@ Routes (``NAME`` is a run's directory name):
 Images travel as base64 strings, clips as a video file, a zip of frames or a list of frames
 (decoded by :mod:`striate.serve.inputs`).
 
+Inference runs off the event loop. Concurrent predict requests to a batchable run (the image
+classifier) wait for that run's inference thread, which answers all of them that wait with
+one forward pass (:mod:`striate.serve.batching`); the other tasks predict in worker threads.
+
 Every request is bounded: the body (bytes), images (pixels, checked from the header before
 decoding: decompression bombs cost nothing), clips (frames, and a zip's entries and
 unpacked bytes), texts (characters), beam size and sample length (:data:`SERVE_LIMITS`).
@@ -29,6 +33,8 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,8 @@ from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.errors import StriateError
 from striate.predict import SERVE_LIMITS, Limits, Predictor, load
 from striate.predict.base import no_unknown
-from striate.serve.inputs import run_prediction
+from striate.serve.batching import Batcher
+from striate.serve.inputs import request_items, run_prediction
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 16 * 2**20  # one request's body
@@ -270,13 +277,25 @@ def create_app(
         n: load(r, device, runs_dir=runs_dir, limits=limits)
         for n, r in zip(names, runs, strict=True)
     }
+    # concurrent requests to a batchable run share forward passes on its own thread
+    batchers = {
+        n: Batcher(p, partial(request_items, p)) for n, p in predictors.items() if p.batchable
+    }
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for batcher in batchers.values():  # answer what is waiting, then stop the threads
+            await asyncio.to_thread(batcher.close)
+
     app = FastAPI(
         title="striate serve",
         description="Trained striate runs: describe them and predict with them.",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.names, app.state.predictors = names, predictors
+    app.state.names, app.state.predictors, app.state.batchers = names, predictors, batchers
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def predictor(name: str) -> Predictor:
@@ -332,11 +351,17 @@ def create_app(
         summary="Predict with a run",
         openapi_extra={"requestBody": PREDICT_BODY},
     )
-    async def _predict(name: str, request: Request) -> dict[str, Any]:
+    async def _predict(name: str, request: Request) -> JSONResponse:
         model = predictor(name)
         body = await read_json(request, max_body_bytes)
-        results = await run_in_threadpool(run_prediction, model, body["inputs"], body["options"])
-        return {"results": results}
+        if name in batchers:
+            results = await batchers[name].predict(body["inputs"], body["options"])
+        else:
+            results = await run_in_threadpool(
+                run_prediction, model, body["inputs"], body["options"]
+            )
+        # predictors give plain JSON data: no jsonable_encoder walk over it on the event loop
+        return JSONResponse({"results": results})
 
     @app.post(
         "/api/{name}/stream",

@@ -24,6 +24,7 @@ from striate.predict import Limits, Predictor
 from striate.predict.base import no_unknown
 
 MAX_UNZIPPED_BYTES = 64 * 2**20  # all frames of one zipped clip, unpacked
+IMAGE_KINDS = ("image-classification", "image-captioning")  # inputs: base64 images
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif", ".m4v", ".ogv")
 
 
@@ -114,13 +115,21 @@ def _run_on_clip(predictor: Predictor, inputs: Any, options: dict[str, Any]) -> 
     )
 
 
+def request_items(predictor: Predictor, inputs: Any, options: dict[str, Any]) -> list[Any]:
+    """A JSON request's inputs as the list a list-taking ``predict`` accepts (images decoded
+    from base64, texts as they are), after checking its option names against the task's."""
+    no_unknown(options, predictor.options)  # before a key can collide with an argument
+    if predictor.kind in IMAGE_KINDS:
+        return _images(inputs, predictor.limits)
+    return inputs if isinstance(inputs, list) else [inputs]
+
+
 def run_prediction(predictor: Predictor, inputs: Any, options: dict[str, Any]) -> Any:
     """Decode a JSON request's inputs for the predictor's task and predict (in a worker
     thread: this blocks)."""
-    no_unknown(options, predictor.options)  # before a key can collide with an argument
-    kind = predictor.kind
-    if kind in ("image-classification", "image-captioning"):
-        return predictor.predict(_images(inputs, predictor.limits), **options)
-    if kind == "video-classification":
+    if predictor.kind in IMAGE_KINDS:
+        return predictor.predict(request_items(predictor, inputs, options), **options)
+    no_unknown(options, predictor.options)
+    if predictor.kind == "video-classification":
         return _run_on_clip(predictor, inputs, options)
     return predictor.predict(inputs, **options)
