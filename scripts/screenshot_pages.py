@@ -12,7 +12,7 @@ realistic inputs and waits until the page shows the whole answer:
   saw (the first layer's feature maps and the saliency of the top class);
 * text generator: samples from a prime (``--prime``, ``--length``, ``--seed``) until the
   stream is done;
-* sentiment: classifies a review sentence (``--review``);
+* sentiment: classifies a review sentence of the SST-2 test set (``--review``);
 * translation: translates real Multi30k test2016 sentences in the run's source language
   (``--sentences`` lines instead) and draws their attention matrices;
 * captioner: captions an image of the generated ``shapes`` test set (``--image``: your
@@ -211,8 +211,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the sampling seed")
     parser.add_argument(
         "--review",
-        default="A gripping, beautifully shot film that never loses its nerve.",
-        help="the text the sentiment page classifies",
+        default="An experience so engrossing it is like being buried in a new environment.",
+        help="the text the sentiment page classifies (default: an SST-2 test sentence)",
     )
     parser.add_argument(
         "--sentences", nargs="+", help="what to translate (default: Multi30k test2016 lines)"
