@@ -85,14 +85,14 @@ def _png(image: Image.Image) -> bytes:
 def _shapes_image(index: int) -> tuple[bytes, list[str]]:
     """A test image of the generated shapes set (upscaled 8x, pixels kept sharp: the model
     sees it at 32 px again) and its five reference captions."""
-    images, captions = load_shapes("test", count=index + 1)
+    images, captions = load_shapes("test")
     image = Image.fromarray(images[index].permute(1, 2, 0).numpy())
     return _png(image.resize((256, 256), Image.NEAREST)), captions[index]
 
 
 def _moving_digits_zip(index: int) -> tuple[bytes, list[str]]:
     """A test clip of the generated moving digits as a zip of PNG frames, and its labels."""
-    data = load_video_data("moving-digits", "test", clips=index + 1)
+    data = load_video_data("moving-digits", "test")
     frames, labels = data.frames[index], data.labels[index]
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -172,8 +172,8 @@ def _act(page, kind: str, args: argparse.Namespace, describe: dict) -> None:
         words = page.locator("#words button")
         texts = [words.nth(i).text_content() for i in range(words.count())]
         nouns = [w for w in texts if w == args.word or (not args.word and w in SHAPES)]
-        if texts:  # the word asked for, else the first shape named, else the last word
-            words.nth(texts.index(nouns[0]) if nouns else len(texts) - 1).hover()
+        if texts:  # the word asked for, else the last shape named, else the last word
+            words.nth(texts.index(nouns[-1]) if nouns else len(texts) - 1).hover()
         print(f"  caption: {' '.join(texts)}")
     elif kind == "video-classification":
         if args.clip:
@@ -218,10 +218,10 @@ def main() -> None:
         "--sentences", nargs="+", help="what to translate (default: Multi30k test2016 lines)"
     )
     parser.add_argument("--image", help="an image to caption (default: a shapes test image)")
-    parser.add_argument("--shapes-index", type=int, default=3, help="which shapes test image")
-    parser.add_argument("--word", help="the caption word pointed at (default: the first shape)")
+    parser.add_argument("--shapes-index", type=int, default=0, help="which shapes test image")
+    parser.add_argument("--word", help="the caption word pointed at (default: the last shape)")
     parser.add_argument("--clip", help="a zip of frames to label (default: moving digits)")
-    parser.add_argument("--clip-index", type=int, default=0, help="which moving-digits clip")
+    parser.add_argument("--clip-index", type=int, default=1, help="which moving-digits clip")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ for run in "${@:-${RUNS[@]}}"; do
             --epochs 3 --max-steps 1200 ;;
         # a CNN + LSTM labelling every frame of the generated moving digits
         moving-digits) train moving-digits video --data moving-digits --epochs 4 \
-            --max-steps 130 ;;
+            --max-steps 250 ;;
         *) echo "unknown demo run $run (one of: ${RUNS[*]})" >&2; exit 2 ;;
     esac
 done
