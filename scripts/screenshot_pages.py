@@ -112,6 +112,7 @@ def _test_sentences(describe: dict, lines: list[int]) -> list[str] | None:
             "multi30k", "test", spec["source_language"], spec["target_language"], download=False
         )
     except StriateError:
+        print("  no Multi30k test set in the data directory (STRIATE_DATA): a made-up sentence")
         return None
     for i in lines:
         print(f"  reference: {pairs.target[i]}")

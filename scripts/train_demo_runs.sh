@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The six runs behind the screenshots in docs/serve/ (README, "striate serve"): one model per
 # task, each trained by striate's own CLI for a fixed number of steps (not a time budget, so
-# that every machine trains the same models), short runs: about 10 CPU-minutes in all. It
+# that every machine trains the same models), short runs: some 10-15 CPU-minutes in all. It
 # ends by printing the command that retakes the screenshots from them.
 #
 #   scripts/train_demo_runs.sh [RUN ...]     (default: all six; STRIATE=.venv/bin/striate)
@@ -47,5 +47,5 @@ for run in "${@:-${RUNS[@]}}"; do
 done
 
 echo "Serve them:       $STRIATE serve runs/demo-{mnist,shakespeare,sst2,de-en,shapes,moving-digits}"
-echo "Screenshot them:  .venv/bin/python scripts/screenshot_pages.py \\"
+echo "Screenshot them:  STRIATE_DATA=$STRIATE_DATA .venv/bin/python scripts/screenshot_pages.py \\"
 echo "    runs/demo-{mnist,shakespeare,sst2,de-en,shapes,moving-digits} --out docs/serve"
