@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:
 #   make demo   set up, then train LeNet-5 on the embedded digits (no download), evaluate, classify
 #   make test   set up, then lint and run the whole test suite
+#   make demo-runs  the six trained runs behind docs/serve's screenshots (~20 min on 2 cores)
 #   make gpu-check  on a CUDA machine (with a CUDA build of torch, e.g. make gpu-check
 #                   TORCH="torch"): GPU tests, every task on cuda, GPU benchmarks; < 5 min
 VENV   ?= .venv
@@ -11,7 +12,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.striate-installed
 
-.PHONY: setup demo test lint format bench bench-quick gpu-check clean
+.PHONY: setup demo demo-runs test lint format bench bench-quick gpu-check clean
 
 setup: $(STAMP)
 
@@ -29,6 +30,9 @@ demo: setup
 	$(PY) examples/export_digits.py runs/demo/samples 4
 	$(VENV)/bin/striate classify runs/demo runs/demo/samples/*.png
 	@echo "Try it in a browser: $(VENV)/bin/striate serve runs/demo   (then open http://127.0.0.1:8000)"
+
+demo-runs: setup
+	STRIATE=$(VENV)/bin/striate scripts/train_demo_runs.sh
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts

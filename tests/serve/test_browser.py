@@ -4,13 +4,16 @@ check what the page then shows. Skipped, with the reason, only where no browser 
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from serve_inputs import frames_zip, png_bytes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -217,6 +220,32 @@ def test_a_zipped_clip_gets_a_label_per_frame(page):
     assert page.locator("#status").inner_text() == "5 frames of clip.zip"
     labels = page.locator("#strip .frame .label").all_inner_texts()
     assert set(labels) <= {str(d) for d in range(10)}
+
+
+def test_a_zipped_clip_shows_each_frame_above_its_label_in_name_order(page):
+    # deflated entries stored out of order: the page unpacks them itself and shows them in
+    # name order, the order the server labels them in; frame i is grey level 20 + 40 i
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for i in (2, 0, 3, 1):
+            picture = io.BytesIO()
+            Image.new("L", (16, 16), 20 + 40 * i).save(picture, "PNG")
+            archive.writestr(f"frame-{i}.png", picture.getvalue())
+    _open(page, "clips")
+    page.set_input_files("#file", files=[{"name": "clip.zip", "mimeType": "application/zip",
+                                          "buffer": out.getvalue()}])  # fmt: skip
+    page.wait_for_function("document.querySelectorAll('#strip .frame').length === 4")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#strip img')].every((i) => i.complete && i.naturalWidth)"
+    )
+    greys = page.evaluate(
+        "() => [...document.querySelectorAll('#strip .frame img')].map((img) => {"
+        " const c = document.createElement('canvas'); c.width = c.height = 16;"
+        " const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        " return g.getImageData(8, 8, 1, 1).data[0]; })"
+    )
+    assert greys == [20, 60, 100, 140]
+    assert page.locator("#player").is_hidden()
 
 
 def test_every_page_renders(page, tmp_path: Path):
