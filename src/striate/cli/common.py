@@ -281,34 +281,33 @@ def engine_config(args: argparse.Namespace, defaults: Any) -> Any:
     return replace(defaults, **given, progress=not args.no_progress)
 
 
-def task_config(cls: type, args: argparse.Namespace, engine_defaults: Any, **values: Any) -> Any:
-    """A task's config dataclass ``cls`` from the parsed command line.
+def task_config(cls: type, args: argparse.Namespace, **values: Any) -> Any:
+    """A task's config dataclass ``cls`` (a ``TaskConfig``) from the parsed command line.
 
     A ``striate train`` command names its flags after the config's fields (``--max-vocab``
     sets ``max_vocab``), so every field but ``engine`` is taken from the flag of that name;
     a flag that was not given (``None``) leaves the field's default. ``values`` set the
     fields whose flag has another name or needs converting (``encoder_options``)
     and win over a flag of the same name. ``engine`` is :func:`engine_config` of the flags
-    over ``engine_defaults``.
+    over the task's recipe (``cls.default_engine()``).
     """
     given = {
         f.name: getattr(args, f.name)
         for f in fields(cls)
         if f.name != "engine" and getattr(args, f.name, None) is not None
     }
-    return cls(**{**given, **values}, engine=engine_config(args, engine_defaults))
+    return cls(**{**given, **values}, engine=engine_config(args, cls.default_engine()))
 
 
-def train_or_resume(
-    app: Any, cls: type, args: argparse.Namespace, engine_defaults: Any, **values: Any
-) -> Any:
-    """A ``striate train`` command: ``app.resume`` the ``--resume`` run (the flags of
-    :func:`resume_overrides` override its saved settings), else ``app.train`` the config that
-    :func:`task_config` builds from ``cls``, the flags, ``engine_defaults`` and ``values``.
+def train_or_resume(task: Any, args: argparse.Namespace, **values: Any) -> Any:
+    """A ``striate train`` command for ``task`` (an app's ``TASK``): resume the ``--resume``
+    run (the flags of :func:`resume_overrides` override its saved settings), else train the
+    config that :func:`task_config` builds from the task's config class, the flags and
+    ``values``.
     """
     if args.resume:
-        return app.resume(args.resume, args.runs_dir, **resume_overrides(args))
-    return app.train(task_config(cls, args, engine_defaults, **values))
+        return task.resume(args.resume, args.runs_dir, **resume_overrides(args))
+    return task.train(task_config(task.config, args, **values))
 
 
 def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[str]:
@@ -394,6 +393,27 @@ class _CheckpointEvery(argparse.Action):
             raise argparse.ArgumentError(
                 self, f"{value!r} is neither a step count (500) nor a time (10m, 90s, 1h)"
             ) from None
+
+
+def add_eval_args(
+    p: argparse.ArgumentParser,
+    split: str | None = "test",
+    split_help: str | None = None,
+    any_split: bool = False,
+    data_help: str = "another source with the same classes",
+) -> None:
+    """The flags every evaluation command takes: the run, ``--split`` (train, val or test;
+    ``any_split``: any name the data source knows), ``--data`` (another source to measure
+    on), ``--data-dir``, ``--device``, ``--runs-dir`` and ``--json`` (the report as one JSON
+    document)."""
+    p.add_argument("run", help="RUN (its best checkpoint, else latest), RUN@latest, RUN@step-N")
+    choices = None if any_split else ["train", "val", "test"]
+    p.add_argument("--split", default=split, choices=choices, help=split_help)
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
