@@ -18,12 +18,12 @@ from striate.cli.common import (
     Parser,
     add_engine_args,
     add_eval_args,
-    check_values,
     model_option,
     print_per_class,
     report_run,
     train_or_resume,
 )
+from striate.cli.values import check_values
 from striate.cli.weights import add_weights_args
 from striate.errors import StriateError
 
