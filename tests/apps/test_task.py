@@ -9,16 +9,27 @@ import pytest
 import torch
 from torch import nn
 
-from striate.apps import captioning, image_classification, sentiment, translation, video
+from striate.apps import (
+    captioning,
+    image_classification,
+    sentiment,
+    text_generation,
+    translation,
+    video,
+)
 from striate.apps._task import (
     Task,
     classification_counts,
     confusion_matrix,
     evaluating,
     length_sorted_chunks,
+    registered_tasks,
+    task_for,
     write_report,
 )
+from striate.errors import StriateError
 from striate.nn.decoding import beam_search, decode, greedy_decode
+from striate.predict import BUILTIN
 
 
 def test_confusion_counts_rows_are_truth_columns_predictions():
@@ -80,8 +91,17 @@ def test_decode_is_greedy_for_beam_one_and_beam_search_otherwise():
     )
 
 
-def test_every_task_module_declares_one_task():
-    for module in (image_classification, sentiment, translation, captioning, video):
+def test_every_task_module_declares_one_task_and_is_registered():
+    modules = (image_classification, text_generation, sentiment, translation, captioning, video)
+    tasks = registered_tasks()
+    assert sorted(tasks) == sorted(module.KIND for module in modules)
+    assert set(tasks) == set(BUILTIN)  # every kind that can be predicted can be evaluated
+    for module in modules:
         task = module.TASK
         assert isinstance(task, Task) and task.kind == module.KIND
+        assert tasks[module.KIND] is task and task_for(module.KIND) is task
         assert task.train is module.train and module.resume == task.resume
+        assert task.evaluate is module.evaluate
+    assert text_generation.TASK.eval_split == "val" and video.TASK.eval_split == "test"
+    with pytest.raises(StriateError, match="no task makes 'weird' runs"):
+        task_for("weird")

@@ -29,8 +29,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from striate.cli.common import FALLBACK_TYPES, PATH_TYPES, VALUE_TYPES
 from striate.cli.main import build_parser, main
+from striate.cli.values import FALLBACK_TYPES, PATH_TYPES, VALUE_TYPES
 
 NUMBERS = [
     "0", "1", "2", "3", "-1", "-0.0", "0.5", "1.5", "-2.5", "1e-320", "1e300", "1e309",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
+from striate.apps._task import registered_tasks
+from striate.artifacts.checkpoint import save_checkpoint
 from striate.cli.main import main
 
 
@@ -73,6 +77,35 @@ def test_models_and_data_commands(capsys):
     assert code == 0 and "resnet20" in out and "resnet50" in out and "lenet5" not in out
     code, out, _ = _run(capsys, "data")
     assert code == 0 and "mnist" in out and "digits" in out and "shakespeare" in out
+
+
+def test_eval_runs_the_evaluate_of_the_task_each_run_holds(tmp_path, monkeypatch, capsys):
+    calls = []
+    for kind, task in registered_tasks().items():
+
+        def evaluate(run, split, _kind=kind, **options):
+            calls.append((_kind, run, split, options))
+            return {"split": split, "data": "somewhere", "score": 0.25}
+
+        module = sys.modules[task.train.__module__]
+        monkeypatch.setattr(module, "TASK", dataclasses.replace(task, evaluate=evaluate))
+        save_checkpoint(tmp_path / kind / "checkpoints", 1, {"w": torch.zeros(1)}, {"kind": kind})
+        code, out, _ = _run(capsys, "eval", str(tmp_path / kind), "--json", "--device", "cpu")
+        assert code == 0 and json.loads(out)["score"] == 0.25
+    options = {"data": None, "data_dir": None, "device": "cpu", "runs_dir": "runs"}
+    assert calls == [
+        (kind, str(tmp_path / kind), "val" if kind == "text-generation" else "test", options)
+        for kind in registered_tasks()
+    ]
+    code, out, _ = _run(capsys, "eval", str(tmp_path / "sentiment"), "--split", "train")
+    assert code == 0 and calls[-1][2] == "train"
+    assert out.splitlines() == [
+        "train split of somewhere (sentiment run)",
+        f"  {'score':<16} 0.2500",
+    ]
+    save_checkpoint(tmp_path / "odd" / "checkpoints", 1, {"w": torch.zeros(1)}, {"kind": "odd"})
+    code, _, err = _run(capsys, "eval", str(tmp_path / "odd"))
+    assert code == 2 and "no task makes 'odd' runs" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

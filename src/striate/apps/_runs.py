@@ -34,6 +34,13 @@ class TaskConfig:
                 raise StriateError(message)
 
     @classmethod
+    def default_engine(cls) -> EngineConfig:
+        """The task's training recipe: the default of its ``engine`` field, which a command
+        line's engine flags override one by one."""
+        engine = next(f for f in fields(cls) if f.name == "engine")
+        return engine.default_factory()
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

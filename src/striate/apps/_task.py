@@ -6,35 +6,50 @@ holds (``..._from_checkpoint(ckpt)``) and ``evaluate``. It declares itself with 
 :class:`Task`::
 
     TASK = Task(KIND, "a sentiment classifier", SentimentTrainConfig, train,
-                sentiment_model_from_checkpoint)
+                sentiment_model_from_checkpoint, evaluate)
     resume = TASK.resume
 
-and everything around those is here, once: resuming a run with its saved configuration,
-loading a checkpoint of the right kind (other tasks' ones refused with one line), the
-predictor of :mod:`striate.predict` that the task's predict functions are thin layers over,
-opening a run for evaluation and writing its report (``eval-SPLIT.json`` atomically, and
-``confusion-SPLIT.png`` for classifiers), and the confusion matrix those reports hold.
+and is registered by its name in :data:`TASK_MODULES`: that is all a new task adds, since
+what serves every task (``striate eval RUN``) finds it there by the kind its checkpoints
+carry (:func:`task_for`). Everything around those is here, once: resuming a run with its
+saved configuration, loading a checkpoint of the right kind (other tasks' ones refused with
+one line), the predictor of :mod:`striate.predict` that the task's predict functions are
+thin layers over, opening a run for evaluation and writing its report (``eval-SPLIT.json``
+atomically, and ``confusion-SPLIT.png`` for classifiers), and the confusion matrix those
+reports hold.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from striate import __version__
 from striate.apps._runs import load_task_checkpoint, saved_config
-from striate.artifacts.checkpoint import Checkpoint
+from striate.artifacts.checkpoint import Checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
 from striate.atomic import write_json
 from striate.engine.device import resolve_device
 from striate.engine.distributed import DistContext, init_distributed
+from striate.errors import StriateError
+
+# the task modules of ``striate.apps``, each declaring its ``TASK``: the one registration
+TASK_MODULES = (
+    "image_classification",
+    "text_generation",
+    "sentiment",
+    "translation",
+    "captioning",
+    "video",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,9 @@ class Task:
     ``kind``: the name checkpoints carry (``meta["kind"]``); ``what``: words for people
     ("a sentiment classifier"); ``config``: the configuration dataclass (a ``TaskConfig``);
     ``train``: ``train(config, resume=None)``; ``from_checkpoint``: the trained model (and
-    what comes with it) a loaded checkpoint holds, in eval mode on the CPU.
+    what comes with it) a loaded checkpoint holds, in eval mode on the CPU; ``evaluate``:
+    ``evaluate(run, split, data=, data_dir=, device=, runs_dir=)``, the report of a split
+    (or of other ``data``) as a dict; ``eval_split``: the split it measures by default.
     """
 
     kind: str
@@ -52,6 +69,8 @@ class Task:
     config: type
     train: Callable[..., Any]
     from_checkpoint: Callable[[Checkpoint], Any]
+    evaluate: Callable[..., dict[str, Any]]
+    eval_split: str = "test"
 
     def resume(
         self, run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
@@ -85,6 +104,30 @@ class Task:
         """(the run's directory, the loaded model, its metadata) for ``evaluate``."""
         run_path, _ = locate_checkpoint(run, runs_dir)
         return (run_path, *self.load(run, runs_dir))
+
+
+def registered_tasks() -> dict[str, Task]:
+    """Every task of :data:`TASK_MODULES`, by the kind its checkpoints carry."""
+    tasks = (importlib.import_module(f"striate.apps.{name}").TASK for name in TASK_MODULES)
+    return {task.kind: task for task in tasks}
+
+
+def task_for(kind: str) -> Task:
+    """The registered task whose checkpoints carry ``kind``, or one line naming those known."""
+    tasks = registered_tasks()
+    if kind not in tasks:
+        raise StriateError(f"no task makes {kind!r} runs (known: {', '.join(tasks)})")
+    return tasks[kind]
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def restored(model: M, ckpt: Checkpoint) -> M:
+    """``model`` holding the weights of ``ckpt`` (every key and shape, or one line naming the
+    checkpoint), in eval mode: how each task's ``from_checkpoint`` ends."""
+    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
+    return model.eval()
 
 
 def placement(device: str) -> tuple[DistContext, torch.device, dict[str, Any]]:

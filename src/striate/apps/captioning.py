@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
-from striate.apps._task import Task, evaluating, placement, stamp, write_report
+from striate.apps._task import Task, evaluating, placement, restored, stamp, write_report
 from striate.apps.image_classification import load_classifier
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
+from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.plots import plot_attention_words
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
@@ -287,9 +287,8 @@ def captioner_from_checkpoint(ckpt: Checkpoint) -> tuple[Captioner, WordVocab]:
     )  # fmt: skip
     norm = meta["normalization"]
     encoder = ImageClassifier(drop_head(net), norm["mean"], norm["std"])
-    model = Captioner(encoder, **meta["captioner"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval(), WordVocab.from_json(meta["vocab"])
+    model = restored(Captioner(encoder, **meta["captioner"]), ckpt)
+    return model, WordVocab.from_json(meta["vocab"])
 
 
 def generate_ids(
@@ -418,5 +417,7 @@ def evaluate(
     return write_report(run_path, split, report, write)
 
 
-TASK = Task(KIND, "an image captioner", CaptionTrainConfig, train, captioner_from_checkpoint)
+TASK = Task(
+    KIND, "an image captioner", CaptionTrainConfig, train, captioner_from_checkpoint, evaluate
+)
 resume = TASK.resume

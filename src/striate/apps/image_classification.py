@@ -21,8 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from striate.apps._runs import TaskConfig, prepare_run
-from striate.apps._task import Task, classification_counts, placement, stamp, write_report
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
+from striate.apps._task import (
+    Task,
+    classification_counts,
+    placement,
+    restored,
+    stamp,
+    write_report,
+)
+from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.batching import StreamBatches, TensorBatches
 from striate.data.sources.base import ImageData
@@ -312,9 +319,7 @@ def classifier_from_checkpoint(ckpt: Checkpoint) -> ImageClassifier:
         cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
     )
     norm = meta["normalization"]
-    model = ImageClassifier(net, norm["mean"], norm["std"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval()
+    return restored(ImageClassifier(net, norm["mean"], norm["std"]), ckpt)
 
 
 def evaluate(
@@ -386,5 +391,7 @@ def classify(
     return [[(t["class"], t["probability"]) for t in row["top"]] for row in rows]
 
 
-TASK = Task(KIND, "an image classifier", ImageTrainConfig, train, classifier_from_checkpoint)
+TASK = Task(
+    KIND, "an image classifier", ImageTrainConfig, train, classifier_from_checkpoint, evaluate
+)
 resume = TASK.resume

@@ -33,10 +33,11 @@ from striate.apps._task import (
     confusion_matrix,
     length_sorted_chunks,
     placement,
+    restored,
     stamp,
     write_report,
 )
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
+from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources._split import limit_index
@@ -251,12 +252,11 @@ def load_sentiment_model(
 
 def sentiment_model_from_checkpoint(ckpt: Checkpoint) -> tuple[SentimentRNN, WordVocab]:
     """The sentence classifier (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
-    model = SentimentRNN(**ckpt.meta["model"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
+    model = restored(SentimentRNN(**ckpt.meta["model"]), ckpt)
     vocab = vocab_from_json(ckpt.meta["vocab"])
     if not isinstance(vocab, WordVocab):
         raise StriateError(f"checkpoint {ckpt.path} does not hold a word vocabulary")
-    return model.eval(), vocab
+    return model, vocab
 
 
 @torch.inference_mode()
@@ -349,6 +349,7 @@ def _relabel(dataset: LabelledTexts, classes: list[str], source: str) -> torch.T
 
 
 TASK = Task(
-    KIND, "a sentiment classifier", SentimentTrainConfig, train, sentiment_model_from_checkpoint
-)
+    KIND, "a sentiment classifier", SentimentTrainConfig, train, sentiment_model_from_checkpoint,
+    evaluate,
+)  # fmt: skip
 resume = TASK.resume

@@ -23,21 +23,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from striate import __version__
-from striate.apps._runs import (
-    TaskConfig,
-    load_task_checkpoint,
-    prepare_run,
-    recurrent_engine_defaults,
-    saved_config,
-)
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
-from striate.artifacts.run_dir import DEFAULT_ROOT
-from striate.data.sources.text import load_text, split_text
+from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
+from striate.apps._task import Task, evaluating, placement, restored, stamp, write_report
+from striate.artifacts.checkpoint import Checkpoint
+from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir
+from striate.data.sources.text import load_text, read_text_file, split_text
 from striate.data.text_batches import TokenStream
 from striate.data.vocab import CharVocab
 from striate.engine.device import resolve_device
-from striate.engine.distributed import init_distributed
+from striate.engine.evaluation import evaluate as evaluate_batches
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.tbptt import TBPTTStep, check_window
 from striate.errors import StriateError
@@ -127,14 +121,12 @@ class TextTrainResult:
 
 def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrainResult:
     """Train a character-level RNN language model; ``resume`` continues a run."""
-    dist = init_distributed(config.engine.device)
-    device = resolve_device(config.engine.device, dist.local_rank)
+    dist, _, shard = placement(config.engine.device)
     text = load_text(config.data, config.data_dir, max_chars=config.max_chars)
     train_text, val_text = split_text(text, config.val_fraction)
     vocab = CharVocab.from_text(text)
     k1, k2 = parse_tbptt(config.tbptt)
     bs, seed = config.engine.batch_size, config.engine.seed
-    shard = {"device": device, "rank": dist.rank, "world_size": dist.world_size}
     train_b = TokenStream(vocab.encode(train_text), bs, k1, seed=seed, **shard)
     val_rows = max(dist.world_size, min(bs, len(val_text) // (k1 + 1)))
     val_b = TokenStream(vocab.encode(val_text), val_rows, k1, random_offset=False, **shard)
@@ -146,8 +138,7 @@ def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrai
     )  # fmt: skip
     run, resume_from = prepare_run(config, KIND, f"char-{config.cell}", resume, dist)
     meta = {
-        "kind": KIND,
-        "striate_version": __version__,
+        **stamp(KIND),
         "model": model.config,
         "vocab": vocab.to_json(),
         "data": config.data,
@@ -164,14 +155,6 @@ def train(config: TextTrainConfig, resume: str | Path | None = None) -> TextTrai
         resume_from=resume_from, dist=dist, on_log=show_sample,
     )  # fmt: skip
     return TextTrainResult(run.path if run else None, result, vocab)
-
-
-def resume(
-    run: str | Path, runs_dir: str | Path = DEFAULT_ROOT, **engine_overrides: Any
-) -> TextTrainResult:
-    """Continue a text run from its latest checkpoint exactly (with its carried state)."""
-    found, saved = saved_config(run, KIND, runs_dir, engine_overrides)
-    return train(TextTrainConfig.from_dict(saved), resume=found.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,15 +177,9 @@ def evaluate(
     file to measure instead (its characters must be in the run's vocabulary). Writes
     ``eval-SPLIT.json`` (``eval-file.json`` for ``data``) into the run.
     """
-    from striate.artifacts.run_dir import RunDir, locate_checkpoint
-    from striate.atomic import write_json
-    from striate.data.sources.text import read_text_file
-    from striate.engine.evaluation import evaluate as evaluate_batches
-
     if split not in ("train", "val"):
         raise StriateError(f"a text run has train and val splits, not {split!r}")
-    run_path, _ = locate_checkpoint(run, runs_dir)
-    model, vocab, meta = load_text_model(run, runs_dir)
+    run_path, (model, vocab), meta = TASK.for_evaluation(run, runs_dir)
     if data is not None:
         text, name, label = read_text_file(data), str(data), "file"
     else:
@@ -229,9 +206,7 @@ def evaluate(
         "perplexity": math.exp(metrics["loss"]),
         "accuracy": metrics["accuracy"],
     }
-    if write:
-        write_json(run_path / f"eval-{label}.json", report)
-    return report
+    return write_report(run_path, label, report, write)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,15 +217,13 @@ def load_text_model(
     run_or_checkpoint: str | Path, runs_dir: str | Path = DEFAULT_ROOT
 ) -> tuple[CharRNN, CharVocab, dict[str, Any]]:
     """Rebuild a trained character model (eval mode, CPU) and its vocabulary."""
-    ckpt = load_task_checkpoint(run_or_checkpoint, KIND, "a text model", runs_dir)
-    return (*text_model_from_checkpoint(ckpt), ckpt.meta)
+    (model, vocab), meta = TASK.load(run_or_checkpoint, runs_dir)
+    return model, vocab, meta
 
 
 def text_model_from_checkpoint(ckpt: Checkpoint) -> tuple[CharRNN, CharVocab]:
     """The character model (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
-    model = CharRNN(**ckpt.meta["model"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval(), CharVocab.from_json(ckpt.meta["vocab"])
+    return restored(CharRNN(**ckpt.meta["model"]), ckpt), CharVocab.from_json(ckpt.meta["vocab"])
 
 
 def generate(
@@ -289,29 +262,24 @@ def _stream(
     # At batch 1 every microsecond outside the two weight products counts (the sampling
     # benchmark's target is 3,000 chars/s), so the draw itself is plain Python over the
     # k candidates: their probabilities, a cumulative sum and one uniform number.
-    was_training = model.training
-    model.eval()
     device = model.head.weight.device
     chars = vocab.chars
     k = min(top_k or len(chars), len(chars))
-    try:
-        with torch.inference_mode():
-            logits, state = model(ids.to(device).unsqueeze(0))
-            logits = logits[0, -1] / temperature
-            advance = model.sampler(state, temperature)  # logits come divided by it
-            for _ in range(length):
-                values, indices = logits.float().topk(k)
-                probs = values.softmax(0).tolist()
-                r, total = rng.random(), 0.0
-                for choice, p in enumerate(probs):  # noqa: B007 (choice is used below)
-                    total += p
-                    if r < total:
-                        break
-                index = indices.tolist()[choice]
-                yield chars[index]
-                logits = advance(index)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        logits, state = model(ids.to(device).unsqueeze(0))
+        logits = logits[0, -1] / temperature
+        advance = model.sampler(state, temperature)  # logits come divided by it
+        for _ in range(length):
+            values, indices = logits.float().topk(k)
+            probs = values.softmax(0).tolist()
+            r, total = rng.random(), 0.0
+            for choice, p in enumerate(probs):  # noqa: B007 (choice is used below)
+                total += p
+                if r < total:
+                    break
+            index = indices.tolist()[choice]
+            yield chars[index]
+            logits = advance(index)
 
 
 def sample(
@@ -326,8 +294,12 @@ def sample(
     """Stream text from a trained run, one character at a time (see :func:`generate`;
     this calls :class:`striate.predict.text.TextGeneratorPredictor`). ``top_k`` None: all
     characters."""
-    from striate.predict import load
-
-    predictor = load(run, kind=KIND, runs_dir=runs_dir)
+    predictor = TASK.predictor(run, runs_dir=runs_dir)
     return predictor.stream(prime, temperature=temperature, top_k=top_k,
                             length=length, seed=seed)  # fmt: skip
+
+
+TASK = Task(
+    KIND, "a text model", TextTrainConfig, train, text_model_from_checkpoint, evaluate, "val"
+)
+resume = TASK.resume

@@ -15,7 +15,8 @@ kept by default, since sacreBLEU's default score is cased), mapped to ids by one
 (:class:`~striate.engine.seq_steps.TeacherForcedStep`, optionally scheduled). A checkpoint
 carries both vocabularies and every preprocessing setting in its JSON metadata, so
 translating needs nothing but the run. Output is decoded by beam search with length
-normalization (:mod:`striate.nn.decoding`), detokenized, and scored against the raw
+normalization (:class:`~striate.apps._translator.Translator`, which this module
+re-exports with ``Preprocessing`` and ``DECODE_BATCH``), detokenized, and scored against the raw
 references with sacreBLEU's default settings: cased, with its signature (the
 case-insensitive figure is reported beside it as ``bleu_lowercase``).
 """
@@ -35,29 +36,45 @@ from tqdm import tqdm
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import (
     Task,
-    evaluating,
-    length_sorted_chunks,
     placement,
+    restored,
     saved_data_settings,
     stamp,
     write_report,
 )
-from striate.artifacts.checkpoint import Checkpoint, load_checkpoint, load_state_strict
+from striate.apps._translator import DECODE_BATCH, Preprocessing, Translator
+from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.atomic import write_json
 from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources.parallel import ParallelText, load_parallel
-from striate.data.words import WordVocab, detokenize, tokenize
+from striate.data.words import WordVocab, tokenize
 from striate.engine.device import resolve_device
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.metrics_text import translation_bleu
 from striate.engine.seq_steps import SCHEDULE_KINDS, TeacherForcedStep, TeacherForcingSchedule
 from striate.errors import StriateError
 from striate.models.seq2seq import ATTENTIONS, Seq2Seq
-from striate.nn.decoding import decode
+
+__all__ = [  # Preprocessing, Translator and DECODE_BATCH live in apps/_translator.py
+    "DECODE_BATCH",
+    "KIND",
+    "TASK",
+    "Preprocessing",
+    "TranslateTrainConfig",
+    "TranslateTrainResult",
+    "Translator",
+    "column_languages",
+    "evaluate",
+    "load_translator",
+    "resume",
+    "train",
+    "translate",
+    "translate_engine_defaults",
+    "translator_from_checkpoint",
+]
 
 KIND = "translation"
-DECODE_BATCH = 64
 
 
 def translate_engine_defaults() -> EngineConfig:
@@ -163,22 +180,7 @@ class TranslateTrainResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# preprocessing shared by training and translation
-
-
-@dataclass
-class Preprocessing:
-    """How raw sentences become ids (saved in the checkpoint's metadata)."""
-
-    src_lang: str
-    tgt_lang: str
-    lowercase: bool
-    max_length: int
-
-    def src_ids(self, vocab: WordVocab, sentence: str) -> list[int]:
-        """Source ids: the tokens (capped at 4x max_length) and ``<eos>``."""
-        tokens = tokenize(sentence, self.lowercase)[: 4 * self.max_length]
-        return vocab.encode(tokens, eos=True)
+# training pairs: tokens, ids (see Preprocessing for one sentence at translation time), batches
 
 
 def _tokenized(pairs: ParallelText, lowercase: bool) -> tuple[list[list[str]], list[list[str]]]:
@@ -304,66 +306,7 @@ def train(config: TranslateTrainConfig, resume: str | Path | None = None) -> Tra
 
 
 # ---------------------------------------------------------------------------------------------
-# translating
-
-
-@dataclass
-class Translator:
-    """A trained model with its vocabularies and preprocessing: sentences in, sentences out."""
-
-    model: Seq2Seq
-    src_vocab: WordVocab
-    tgt_vocab: WordVocab
-    preprocessing: Preprocessing
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to(self, device: torch.device | str) -> Translator:
-        self.model.to(device)
-        return self
-
-    @torch.no_grad()
-    def translate_scored(
-        self,
-        sentences: Sequence[str],
-        beam: int = 5,
-        length_penalty: float = 0.6,
-        max_len: int | None = None,
-        scores: bool = True,
-    ) -> list[tuple[list[str], float | None]]:
-        """(target tokens, score) for each sentence; the score is the best hypothesis's
-        length-normalized log-probability log P(y|x) / lp(y) (None for a blank sentence, or
-        without ``scores``: then beam 1 is plain greedy decoding)."""
-        if beam < 1:
-            raise StriateError("the beam size must be at least 1")
-        ids = [self.preprocessing.src_ids(self.src_vocab, s) for s in sentences]
-        out: list[tuple[list[str], float | None]] = [([], None) for _ in sentences]
-        sizes = [len(i) if s.strip() else None for i, s in zip(ids, sentences, strict=True)]
-        device = self.model.out.weight.device
-        tgt = self.tgt_vocab
-        banned = (tgt.pad_id, tgt.bos_id, tgt.unk_id)
-        with evaluating(self.model):
-            for chunk in length_sorted_chunks(sizes, DECODE_BATCH):
-                src, lengths = pad_sequences([ids[i] for i in chunk], self.src_vocab.pad_id)
-                step, state = self.model.decoder(src.to(device), lengths, banned)
-                limit = max_len or min(int(1.5 * int(lengths.max())) + 10, 250)
-                found, found_scores = decode(
-                    step, state, len(chunk), tgt.bos_id, tgt.eos_id, beam, limit,
-                    length_penalty, scores,
-                )  # fmt: skip
-                for i, hyp, score in zip(chunk, found, found_scores, strict=True):
-                    out[i] = (tgt.decode(hyp), None if score is None else float(score))
-        return out
-
-    def translate(
-        self,
-        sentences: Sequence[str],
-        beam: int = 5,
-        length_penalty: float = 0.6,
-        max_len: int | None = None,
-    ) -> list[str]:
-        """Detokenized translations, one per sentence (blank in, blank out)."""
-        found = self.translate_scored(sentences, beam, length_penalty, max_len, scores=False)
-        return [detokenize(tokens) for tokens, _ in found]
+# load, translate, evaluate
 
 
 def load_translator(
@@ -376,13 +319,10 @@ def load_translator(
 def translator_from_checkpoint(ckpt: Checkpoint) -> Translator:
     """The translator (eval mode, CPU) a loaded translation checkpoint holds."""
     meta = ckpt.meta
-    model = Seq2Seq(**meta["model"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
+    model = restored(Seq2Seq(**meta["model"]), ckpt)
     src_vocab = WordVocab.from_json(meta["src_vocab"])
     tgt_vocab = WordVocab.from_json(meta["tgt_vocab"])
-    return Translator(
-        model.eval(), src_vocab, tgt_vocab, Preprocessing(**meta["preprocessing"]), meta
-    )
+    return Translator(model, src_vocab, tgt_vocab, Preprocessing(**meta["preprocessing"]), meta)
 
 
 def translate(
@@ -453,5 +393,7 @@ def evaluate(
     return write_report(run_path, split, report, write)
 
 
-TASK = Task(KIND, "a translation model", TranslateTrainConfig, train, translator_from_checkpoint)
+TASK = Task(
+    KIND, "a translation model", TranslateTrainConfig, train, translator_from_checkpoint, evaluate
+)
 resume = TASK.resume

@@ -23,8 +23,15 @@ from typing import Any
 import torch
 
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
-from striate.apps._task import Task, classification_counts, placement, stamp, write_report
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
+from striate.apps._task import (
+    Task,
+    classification_counts,
+    placement,
+    restored,
+    stamp,
+    write_report,
+)
+from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.batching import TensorBatches
 from striate.data.sources.moving_digits import MovingDigits
@@ -219,9 +226,7 @@ def video_model_from_checkpoint(ckpt: Checkpoint) -> VideoClassifier:
     """The frame classifier (eval mode, CPU) a loaded video checkpoint holds."""
     meta = ckpt.meta
     norm = meta["normalization"]
-    model = VideoClassifier(**meta["model"], mean=norm["mean"], std=norm["std"])
-    load_state_strict(model, ckpt.model_state, f"checkpoint {ckpt.path}")
-    return model.eval()
+    return restored(VideoClassifier(**meta["model"], mean=norm["mean"], std=norm["std"]), ckpt)
 
 
 def evaluate(
@@ -296,5 +301,7 @@ def label_video(
     return [(row["label"], row["probability"]) for row in rows]
 
 
-TASK = Task(KIND, "a video classifier", VideoTrainConfig, train, video_model_from_checkpoint)
+TASK = Task(
+    KIND, "a video classifier", VideoTrainConfig, train, video_model_from_checkpoint, evaluate
+)
 resume = TASK.resume

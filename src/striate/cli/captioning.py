@@ -18,6 +18,7 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
+    add_eval_args,
     model_option,
     report_run,
     train_or_resume,
@@ -33,13 +34,9 @@ def _report(result: Any) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from striate.apps import captioning as cap
+    from striate.apps.captioning import TASK
 
-    options = dict(args.encoder_option or [])
-    engine = cap.caption_engine_defaults()
-    return _report(
-        train_or_resume(cap, cap.CaptionTrainConfig, args, engine, encoder_options=options)
-    )
+    return _report(train_or_resume(TASK, args, encoder_options=dict(args.encoder_option or [])))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -101,12 +98,6 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.set_defaults(func=_train)
 
     p = commands.add_parser("eval-caption", help="BLEU-1..4 of a captioning run on a split")
-    p.add_argument("run")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_eval_args(p, data_help="another caption source (default: the run's)")
     p.add_argument("--beam", type=int, default=3)
-    p.add_argument("--data", help="another caption source (default: the run's)")
-    p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)

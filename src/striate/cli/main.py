@@ -17,12 +17,13 @@ from typing import Any
 from striate.cli.common import (
     Parser,
     add_engine_args,
-    check_values,
+    add_eval_args,
     model_option,
     print_per_class,
     report_run,
     train_or_resume,
 )
+from striate.cli.values import check_values
 from striate.cli.weights import add_weights_args
 from striate.errors import StriateError
 
@@ -51,73 +52,51 @@ COMMAND_MODULES: tuple[str, ...] = tuple(
 
 
 def _train_image(args: argparse.Namespace) -> int:
-    from striate.apps import image_classification as ic
-    from striate.engine.loop import EngineConfig
+    from striate.apps.image_classification import TASK
 
-    return report_run(
-        train_or_resume(
-            ic,
-            ic.ImageTrainConfig,
-            args,
-            EngineConfig(),
-            augment=args.augment or "",
-            model_options=dict(args.option or []),
-        )
-    )
+    options = {"augment": args.augment or "", "model_options": dict(args.option or [])}
+    return report_run(train_or_resume(TASK, args, **options))
 
 
 def _train_text(args: argparse.Namespace) -> int:
-    from striate.apps import text_generation as tg
+    from striate.apps.text_generation import TASK
 
-    return report_run(train_or_resume(tg, tg.TextTrainConfig, args, tg.text_engine_defaults()))
-
-
-# the app and default split that ``striate eval`` uses for each kind of run
-_EVALUATORS = {
-    "text-generation": ("text_generation", "val"),
-    "sentiment": ("sentiment", "test"),
-    "translation": ("translation", "test"),
-    "image-captioning": ("captioning", "test"),
-    "video-classification": ("video", "test"),
-}
+    return report_run(train_or_resume(TASK, args))
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import importlib
-
-    from striate.apps import image_classification as ic
+    """``striate eval RUN``: the ``evaluate`` of the registered task whose kind the run's
+    checkpoint carries, on its default split unless ``--split`` names another."""
     from striate.apps._runs import run_kind
+    from striate.apps._task import task_for
+    from striate.apps.image_classification import KIND as IMAGE_KIND
 
     kind = run_kind(args.run, args.runs_dir)
-    if kind in _EVALUATORS:  # every other task: its own evaluate, its scalar metrics
-        module, default_split = _EVALUATORS[kind]
-        app = importlib.import_module(f"striate.apps.{module}")
-        report = app.evaluate(
-            args.run, args.split or default_split, data=args.data, data_dir=args.data_dir,
-            device=args.device, runs_dir=args.runs_dir,
-        )  # fmt: skip
-        if args.json:
-            print(json.dumps(report))
-            return 0
+    task = task_for(kind)
+    report = task.evaluate(
+        args.run, args.split or task.eval_split, data=args.data, data_dir=args.data_dir,
+        device=args.device, runs_dir=args.runs_dir,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+    elif kind == IMAGE_KIND:  # the classifier's table: top-5, per class, the confusion picture
+        _print_image_report(report)
+    else:  # every other task: its scalar metrics
         print(f"{report.get('split')} split of {report.get('data')} ({kind} run)")
         for key, value in report.items():
             if isinstance(value, float):
                 print(f"  {key:<16} {value:.4f}")
             elif key.startswith("signature"):  # what a BLEU figure was computed with
                 print(f"  {key:<16} {value}")
-        return 0
-    report = ic.evaluate(
-        args.run, args.split or "test", args.data, args.data_dir, args.device, args.runs_dir
-    )
-    if args.json:
-        print(json.dumps(report))
-        return 0
+    return 0
+
+
+def _print_image_report(report: dict[str, Any]) -> None:
     print(f"{report['split']} split of {report['data']}: {report['samples']} images")
     acc, top5, loss = report["accuracy"], report["top5"], report["loss"]
     print(f"  accuracy {acc:.4f}   top-5 {top5:.4f}   loss {loss:.4f}")
     print_per_class(report["per_class_accuracy"])
     print(f"confusion matrix: {report['confusion_png']}")
-    return 0
 
 
 def _analyze_receptive_field(args: argparse.Namespace) -> int:
@@ -221,15 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_text(tasks)
 
     p = commands.add_parser("eval", help="evaluate a run of any task on a split or other data")
-    p.add_argument("run", help="RUN (its best checkpoint, else latest), RUN@latest, RUN@step-N")
-    p.add_argument(
-        "--split", choices=["train", "val", "test"], help="default: test (text runs: val)"
-    )
-    p.add_argument("--data", help="another source with the same classes (text runs: a FILE)")
-    p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
+    add_eval_args(
+        p, None, "default: test (text runs: val)",
+        data_help="another source with the same classes (text runs: a FILE)",
+    )  # fmt: skip
     p.set_defaults(func=_eval)
 
     analyze = commands.add_parser("analyze", help="look inside a model or a run")

@@ -16,6 +16,7 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
+    add_eval_args,
     print_per_class,
     report_run,
     train_or_resume,
@@ -23,11 +24,9 @@ from striate.cli.common import (
 
 
 def _train(args: argparse.Namespace) -> int:
-    from striate.apps import sentiment as sa
+    from striate.apps.sentiment import TASK
 
-    engine = sa.sentiment_engine_defaults()
-    config_cls = sa.SentimentTrainConfig
-    return report_run(train_or_resume(sa, config_cls, args, engine))
+    return report_run(train_or_resume(TASK, args))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -75,11 +74,5 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p = commands.add_parser(
         "eval-sentiment", help="accuracy, macro F1, per-class F1 and confusion on a split"
     )
-    p.add_argument("run")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--data", help="another source with the same classes")
-    p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
+    add_eval_args(p)
     p.set_defaults(func=_eval)

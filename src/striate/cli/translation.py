@@ -19,17 +19,16 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
+    add_eval_args,
     report_run,
     train_or_resume,
 )
 
 
 def _train(args: argparse.Namespace) -> int:
-    from striate.apps import translation as mt
+    from striate.apps.translation import TASK
 
-    engine = mt.translate_engine_defaults()
-    config_cls = mt.TranslateTrainConfig
-    return report_run(train_or_resume(mt, config_cls, args, engine))
+    return report_run(train_or_resume(TASK, args))
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -95,14 +94,11 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.set_defaults(func=_train)
 
     p = commands.add_parser("eval-translate", help="corpus BLEU of a translation run")
-    p.add_argument("run")
-    p.add_argument("--split", default="test", help="test | val | train | a Multi30k test set")
+    add_eval_args(
+        p, split_help="test | val | train | a Multi30k test set", any_split=True,
+        data_help="default: the data the run was trained on",
+    )  # fmt: skip
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--length-penalty", type=float, default=0.6)
-    p.add_argument("--data", help="default: the data the run was trained on")
-    p.add_argument("--data-dir")
     p.add_argument("--limit", type=int, help="only the first N sentences")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)

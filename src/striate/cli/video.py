@@ -16,6 +16,7 @@ from typing import Any
 
 from striate.cli.common import (
     add_engine_args,
+    add_eval_args,
     model_option,
     print_per_class,
     report_run,
@@ -24,13 +25,9 @@ from striate.cli.common import (
 
 
 def _train_video(args: argparse.Namespace) -> int:
-    from striate.apps import video
+    from striate.apps.video import TASK
 
-    options = dict(args.option or [])
-    engine = video.video_engine_defaults()
-    return report_run(
-        train_or_resume(video, video.VideoTrainConfig, args, engine, encoder_options=options)
-    )
+    return report_run(train_or_resume(TASK, args, encoder_options=dict(args.option or [])))
 
 
 def _eval_video(args: argparse.Namespace) -> int:
@@ -80,11 +77,5 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.set_defaults(func=_train_video)
 
     p = commands.add_parser("eval-video", help="per-frame, per-class and memory-frame accuracy")
-    p.add_argument("run")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--data", help="other clips with the same labels")
-    p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--json", action="store_true")
+    add_eval_args(p, data_help="other clips with the same labels")
     p.set_defaults(func=_eval_video)
