@@ -12,9 +12,9 @@ from striate.engine.optim import build_optimizer, lr_multiplier
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_adam_takes_the_multi_tensor_update_and_makes_torchs_update(name):
-    # on the CPU torch picks its one-tensor-at-a-time loop, about half of an SST-2 BiLSTM
-    # step; the multi-tensor ("foreach") update is the same update (equal to rounding)
+def test_adam_takes_the_fused_kernel_and_makes_torchs_update(name):
+    # torch's own loop on the CPU is about ten elementwise passes per parameter; the fused
+    # kernel is one, with the same update (equal to rounding after a few steps)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 3))
     plain = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 3))
@@ -25,7 +25,8 @@ def test_adam_takes_the_multi_tensor_update_and_makes_torchs_update(name):
     rest = [p for p in plain.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": 1e-2}, {"params": rest, "weight_decay": 0.0}]
     theirs = kind(groups, lr=1e-2)
-    assert ours.defaults["foreach"] is True
+    fused_cpu = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+    assert ours.defaults.get("fused") is (True if fused_cpu else None)
     ids = torch.randint(0, 50, (16, 3))
     for _ in range(5):
         for net, opt in ((model, ours), (plain, theirs)):
