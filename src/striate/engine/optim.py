@@ -49,33 +49,11 @@ def build_optimizer(
     groups = parameter_groups(model, weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
-    if name in ("adam", "adamw"):
-        return _adam(torch.optim.Adam if name == "adam" else torch.optim.AdamW, groups, lr)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
     raise StriateError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
-
-
-def _adam(
-    kind: type[torch.optim.Optimizer], groups: list[dict], lr: float
-) -> torch.optim.Optimizer:
-    """Adam / AdamW with torch's fused kernel where it has one (CPU and CUDA parameters).
-
-    The update is Kingma & Ba's either way; the fused kernel makes it one pass over each
-    parameter instead of about ten elementwise ops, and on the CPU torch would otherwise
-    pick its one-tensor-at-a-time loop. That loop was about half of a training step of the
-    SST-2 BiLSTM (its 1.8M-parameter word embedding is updated whole at every step): on 2
-    CPU cores the fused update of those 2.6M parameters took 44 ms against 107 ms.
-    An older torch without the fused CPU kernel (before 2.4) gets the plain one.
-    """
-    params = [p for group in groups for p in group["params"]]
-    fusable = bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
-    )
-    if fusable:
-        try:
-            return kind(groups, lr=lr, fused=True)
-        except (RuntimeError, ValueError):  # no fused kernel for these parameters here
-            pass
-    return kind(groups, lr=lr)
 
 
 def lr_multiplier(
