@@ -7,8 +7,8 @@ vectors learned from scratch; scored by accuracy on the 1,821 labelled test sent
 
 * ``striate``: ``striate train sentiment --data sst2 --bidirectional --pooling max
   --time-budget M``, i.e. ``SentimentTrainConfig`` and ``sentiment_engine_defaults()``
-  (Adam 2e-3, cosine schedule spanning the budget, gradient norm clipped at 5, fp32, batch
-  64) with the BiLSTM of the CLI's example: embedding 128, hidden 256 per direction, one
+  (Adam 2e-3, cosine schedule spanning the budget, gradient norm clipped at 5, precision
+  "auto": bf16 autocast on a CPU with bf16 matrix units, else fp32; batch 64) with the BiLSTM of the CLI's example: embedding 128, hidden 256 per direction, one
   layer, max pooling over the words, dropout 0.3. The budget counts the engine's whole
   loop (its per-epoch validation on the 872 dev sentences included).
 * ``plain``: the script a PyTorch user writes for the same model: ``nn.Embedding(V, 128)``
@@ -48,7 +48,10 @@ from striate.data.sequence_batches import SequenceBatches, pad_sequences
 from striate.data.sources._split import limit_index
 from striate.data.sources.sentiment import load_sentiment
 from striate.data.words import WordVocab, tokenize
+from striate.engine.device import Precision
 
+# the plain script's own settings, written as a user would (striate's defaults are the same)
+PLAIN = {"lr": 2e-3, "batch_size": 64}
 MODEL = {"embedding": 128, "hidden": 256, "layers": 1, "dropout": 0.3, "pooling": "max"}
 PAPER = {
     True: "Tai et al. 2015 BiLSTM, 300-d GloVe vectors, trained to convergence: 87.5 % "
@@ -133,10 +136,10 @@ def plain_run(
     torch.manual_seed(seed)
     vocab = data["vocab"]
     model = PlainClassifier(len(vocab), data["classes"], bidirectional, vocab.pad_id)
-    optimizer = torch.optim.Adam(model.parameters(), lr=sa.sentiment_engine_defaults().lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=PLAIN["lr"])
     items = data["items"]
     batches = SequenceBatches(
-        items, [len(i) for i, _ in items], _collate, sa.sentiment_engine_defaults().batch_size,
+        items, [len(i) for i, _ in items], _collate, PLAIN["batch_size"],
         seed=seed, device="cpu",
     )  # fmt: skip
     steps, epoch, start = 0, 0, time.perf_counter()
@@ -202,6 +205,7 @@ def main() -> None:
     plain = plain_run(data, minutes, args.bidirectional, args.seed)
     ours = striate_run(minutes, limit, args.bidirectional, args.seed)
 
+    precision = Precision(sa.sentiment_engine_defaults().precision, torch.device("cpu")).name
     kind = "BiLSTM" if args.bidirectional else "LSTM"
     size = f"embedding {MODEL['embedding']}, hidden {MODEL['hidden']}, {MODEL['pooling']} pooling"
     rows = [
@@ -214,7 +218,7 @@ def main() -> None:
             f"same batches), {minutes:g} min ({plain['steps']} steps): "
             f"{100 * plain['test_accuracy']:.1f} %",
             ratio=ours["test_accuracy"] / plain["test_accuracy"],
-            precision="fp32",
+            precision=precision if precision == "fp32" else f"{precision} (plain: fp32)",
             reference=PAPER[args.bidirectional],
         )
     ]
@@ -227,7 +231,7 @@ def main() -> None:
             "train_texts": len(data["items"]),
             "model": {**MODEL, "cell": "lstm", "bidirectional": args.bidirectional},
             "striate_recipe": "train sentiment defaults (Adam 2e-3, cosine over the budget, "
-            "clip 5, fp32, batch 64)",
+            f"clip 5, {precision}, batch 64)",
             "plain_recipe": "Adam 2e-3 constant, no clipping, fp32, the same batches",
             "striate": ours,
             "plain": plain,

@@ -56,8 +56,18 @@ EVAL_BATCH = 256
 
 
 def sentiment_engine_defaults() -> EngineConfig:
-    """Recurrent classifiers train with the recurrent defaults (Adam, cosine, clipping)."""
-    return recurrent_engine_defaults(epochs=5, warmup_steps=0, log_every=50)
+    """The ``train sentiment`` recipe: the recurrent defaults (Adam 2e-3, cosine to 0 over the
+    run, clipping at 5, batch 64) with ``precision="auto"``, as ``train text`` has it.
+
+    "auto" is bf16 autocast where it is the faster choice (GPUs, CPUs with bf16 matrix
+    units) and fp32 elsewhere. On such a CPU the SST-2 BiLSTM of the README (embedding 128,
+    hidden 256 per direction, max pooling) ran about 1.45x the fp32 steps per second, so a
+    run on a time budget (``--time-budget``) sees about half as much data again. Per step,
+    a few 1,000-step runs against fp32 and a plain fp32 PyTorch script of the same model
+    (SST-2 test accuracy 77.2-79.5 % in bf16, 78.0 % in fp32, 76.8-82.3 % for the plain
+    script) could not tell them apart: the seed alone moved the plain script by 5 points.
+    """
+    return recurrent_engine_defaults(epochs=5, warmup_steps=0, log_every=50, precision="auto")
 
 
 @dataclass
