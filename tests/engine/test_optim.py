@@ -5,9 +5,35 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from torch import nn
 
 from striate.engine.optim import build_optimizer, lr_multiplier
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_takes_the_multi_tensor_update_and_makes_torchs_update(name):
+    # on the CPU torch picks its one-tensor-at-a-time loop, about half of an SST-2 BiLSTM
+    # step; the multi-tensor ("foreach") update is the same update (equal to rounding)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 3))
+    plain = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 3))
+    plain.load_state_dict(model.state_dict())
+    ours = build_optimizer(model, name, lr=1e-2, weight_decay=1e-2)
+    kind = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    decay = [p for p in plain.parameters() if p.dim() >= 2]
+    rest = [p for p in plain.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": 1e-2}, {"params": rest, "weight_decay": 0.0}]
+    theirs = kind(groups, lr=1e-2)
+    assert ours.defaults["foreach"] is True
+    ids = torch.randint(0, 50, (16, 3))
+    for _ in range(5):
+        for net, opt in ((model, ours), (plain, theirs)):
+            opt.zero_grad()
+            net(ids).logsumexp(1).mean().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)  # steps are 1e-2
 
 
 def test_no_weight_decay_on_biases_and_norms():

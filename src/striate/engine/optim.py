@@ -49,11 +49,25 @@ def build_optimizer(
     groups = parameter_groups(model, weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+    if name in ("adam", "adamw"):
+        return _adam(torch.optim.Adam if name == "adam" else torch.optim.AdamW, groups, lr)
     raise StriateError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def _adam(
+    kind: type[torch.optim.Optimizer], groups: list[dict], lr: float
+) -> torch.optim.Optimizer:
+    """Adam / AdamW with torch's multi-tensor ("foreach") update on every device.
+
+    The update is Kingma & Ba's either way; on the CPU torch would otherwise pick its
+    one-tensor-at-a-time loop, which was about half of a training step of the SST-2 BiLSTM
+    (its 1.8M-parameter word embedding is updated whole at every step): on a loaded 2-core
+    machine, one thread, the update of its 2.6M parameters took 44 ms with ``foreach``
+    against 107 ms. The fused kernel was no faster there, and it pairs parameters with their
+    moments by raw memory: a channels-last convolution resumed with contiguous moments
+    would be updated wrongly.
+    """
+    return kind(groups, lr=lr, foreach=True)
 
 
 def lr_multiplier(
