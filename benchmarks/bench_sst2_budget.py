@@ -6,11 +6,12 @@ words seen at least twice (striate's tokenizer and vocabulary, built once and sh
 vectors learned from scratch; scored by accuracy on the 1,821 labelled test sentences.
 
 * ``striate``: ``striate train sentiment --data sst2 --bidirectional --pooling max
-  --time-budget M``, i.e. ``SentimentTrainConfig`` and ``sentiment_engine_defaults()``
-  (Adam 2e-3, cosine schedule spanning the budget, gradient norm clipped at 5, precision
-  "auto": bf16 autocast on a CPU with bf16 matrix units, else fp32; batch 64) with the BiLSTM of the CLI's example: embedding 128, hidden 256 per direction, one
-  layer, max pooling over the words, dropout 0.3. The budget counts the engine's whole
-  loop (its per-epoch validation on the 872 dev sentences included).
+  --time-budget M``, i.e. ``SentimentTrainConfig`` and ``sentiment_engine_defaults()`` (Adam
+  2e-3, cosine schedule spanning the budget, gradient norm clipped at 5, precision "auto":
+  bf16 autocast on a CPU with bf16 matrix units, else fp32; batch 64) with the BiLSTM of the
+  CLI's example: embedding 128, hidden 256 per direction, one layer, max pooling over the
+  words, dropout 0.3. The budget counts the engine's whole loop (its per-epoch validation on
+  the 872 dev sentences included).
 * ``plain``: the script a PyTorch user writes for the same model: ``nn.Embedding(V, 128)``
   -> dropout -> ``nn.LSTM(128, 256, bidirectional=True)`` over packed sequences -> max over
   the words -> dropout -> ``nn.Linear(512, 2)``; Adam 2e-3 constant, cross-entropy, fp32,
