@@ -21,9 +21,10 @@ import time
 T0 = time.perf_counter()
 
 import importlib.util  # noqa: E402
-import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+from _clock import process_age  # noqa: E402
 
 MNIST_RECIPE = {
     "epochs": 3,
@@ -37,18 +38,6 @@ MNIST_RECIPE = {
 }
 LSTM = {"hidden": 512, "layers": 2, "embedding": 64, "batch": 64, "seq": 100, "lr": 2e-3}
 TARGET = 0.99
-
-
-def process_age() -> float | None:
-    """Seconds since this process started (Linux /proc), or None elsewhere."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _since_launch() -> float:

@@ -38,7 +38,6 @@ T0 = time.perf_counter()
 
 import argparse  # noqa: E402
 import itertools  # noqa: E402
-import os  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import asdict, replace  # noqa: E402
 
@@ -46,6 +45,7 @@ import torch  # noqa: E402, F401
 
 T_TORCH = time.perf_counter()
 
+from _clock import process_age  # noqa: E402
 from _common import data_dir, emit, environment, row  # noqa: E402
 from striate.apps.image_classification import ImageTrainConfig, train  # noqa: E402
 from striate.engine.loop import EngineConfig  # noqa: E402
@@ -83,18 +83,6 @@ LONG = replace(
     label_smoothing=0.0,
     engine=replace(RECIPE.engine, epochs=25, lr=0.05, precision="fp32"),
 )
-
-
-def process_age() -> float | None:
-    """Seconds since this process started (Linux /proc), or None elsewhere."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def run(config: ImageTrainConfig, stop_at: float | None) -> dict:
