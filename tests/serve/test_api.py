@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -180,14 +179,15 @@ def test_concurrent_requests_are_all_answered(app):
     assert all(same_results(a.json(), first) for a in answers)
 
 
-def test_a_video_file_is_labelled_and_leaves_no_file_behind(client):
+def test_a_video_file_is_labelled_and_leaves_no_file_behind(client, tmp_path, monkeypatch):
     pytest.importorskip("av", reason="the video extra (PyAV) is not installed")
-    before = set(Path(tempfile.gettempdir()).glob("striate-upload-*"))
+    # a temporary folder of this test's own: other tests upload clips at the same time
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     clip = {"video": b64(mp4_bytes(frames=5)), "name": "clip.mp4"}
     frames = _predict(client, "video-classification", clip).json()["results"]["frames"]
     assert [f["frame"] for f in frames] == [0, 1, 2, 3, 4]
     _predict(client, "video-classification", {"video": b64(b"junk"), "name": "a.mp4"})
-    assert set(Path(tempfile.gettempdir()).glob("striate-upload-*")) == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_names_are_unique_and_url_safe(tmp_path):
@@ -196,3 +196,13 @@ def test_run_names_are_unique_and_url_safe(tmp_path):
     ]  # fmt: skip
     with pytest.raises(StriateError, match="at least one run"):
         create_app([])
+
+
+def test_the_app_warms_every_run_up_once_before_it_serves(tiny_runs, monkeypatch):
+    from striate.predict import Predictor
+
+    warmed = []
+    monkeypatch.setattr(Predictor, "warm_up", lambda self: warmed.append(self.kind))
+    monkeypatch.setattr("striate.predict.text.TextGeneratorPredictor.warm_up", Predictor.warm_up)
+    create_app(list(tiny_runs.values()), device="cpu")
+    assert sorted(warmed) == sorted(tiny_runs)

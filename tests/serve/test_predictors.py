@@ -161,3 +161,27 @@ def test_every_predict_command_takes_device_and_json(tiny_runs, tmp_path, capsys
     assert main(["sample", runs["text-generation"], "--temperature", "nan"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "temperature" in err and "finite number" in err
+
+
+def test_every_predictor_warms_up_on_its_own_example_without_changing_an_answer(predictors):
+    options = {"text-generation": {"length": 12, "seed": 5}}
+    for kind, predictor in predictors.items():
+        example = predictor.example()
+        before = predictor.predict(example, **options.get(kind, {}))
+        json.dumps(before)
+        predictor.warm_up()
+        assert predictor.predict(example, **options.get(kind, {})) == before, kind
+    image = predictors["image-classification"]
+    assert tuple(image.example().shape) == (image.channels, image.size, image.size)
+
+
+def test_a_predictor_without_an_example_starts_cold_instead_of_failing(predictors):
+    class Bare(type(predictors["sentiment"])):
+        def example(self):
+            return None
+
+        def predict(self, inputs, **options):
+            raise AssertionError("warm_up must not predict without an example")
+
+    bare = Bare.__new__(Bare)
+    bare.warm_up()

@@ -7,7 +7,8 @@ preprocessing). Its surface is small and the same for every task:
 - ``kind``: the task, as the checkpoint names it (``image-classification``, ...);
 - ``describe()``: a JSON-serialisable summary (task, model, classes or vocabulary size,
   input spec, training summary, the accepted options and their bounds);
-- ``predict(inputs, **options)``: plain, JSON-serialisable results.
+- ``predict(inputs, **options)``: plain, JSON-serialisable results;
+- ``example()``: one input ``predict`` accepts, and ``warm_up()``, which predicts on it.
 
 Every option is checked here, once, with a one-line :class:`StriateError`, so the command
 line and the web server refuse the same bad input with the same words.
@@ -150,6 +151,21 @@ class Predictor:
 
     def predict(self, inputs: Any, **options: Any) -> Any:
         raise NotImplementedError
+
+    def example(self) -> Any:
+        """One input ``predict`` accepts, made from the model alone (a blank image of its
+        size, a character or word it knows): for a warm-up, or to try a predictor out.
+        None where a predictor has none."""
+        return None
+
+    def warm_up(self) -> None:
+        """Predict once on :meth:`example` (if there is one), so that the first real request
+        does not pay for what a process's first forward pass sets up (the CPU's kernel
+        choices for these shapes, the allocator's pools): a served char-LSTM's first
+        characters came up to five times later than the rest."""
+        example = self.example()
+        if example is not None:
+            self.predict(example)
 
     def _input_spec(self) -> dict[str, Any]:
         return {}

@@ -91,6 +91,10 @@ class CaptionPredictor(Predictor):
             "parameters": count_parameters(self.model),
         }
 
+    def example(self) -> torch.Tensor:
+        """A black image of the encoder's size."""
+        return torch.zeros(3, self.size, self.size, dtype=torch.uint8)
+
     def predict(self, inputs: Any, **options: Any) -> list[dict[str, Any]]:
         """``inputs``: one image or a list (paths, image-file bytes, tensors). Returns per
         image ``{"caption", "words", "attention"}``; ``attention`` (default: whether the

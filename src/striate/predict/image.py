@@ -103,6 +103,10 @@ class ImageClassifierPredictor(Predictor):
             "classes": self.classes,
         }
 
+    def example(self) -> torch.Tensor:
+        """A black image of the model's size."""
+        return torch.zeros(self.channels, self.size, self.size, dtype=torch.uint8)
+
     def predict(self, inputs: Any, **options: Any) -> list[dict[str, Any]]:
         """``inputs``: one image or a list (paths, image-file bytes, tensors (C, H, W)).
         Returns per image ``{"top": [{"class", "probability"}, ...]}``, most likely first.

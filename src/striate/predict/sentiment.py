@@ -39,6 +39,10 @@ class SentimentPredictor(Predictor):
             "classes": self.classes,
         }
 
+    def example(self) -> str:
+        """A one-word text."""
+        return "good"
+
     def predict(self, inputs: Any, **options: Any) -> list[dict[str, Any]]:
         """``inputs``: one text or a list. Returns per text ``{"text", "label",
         "probability", "probabilities": {class: p}}``."""

@@ -62,6 +62,14 @@ class TextGeneratorPredictor(Predictor):
             self.model, self.vocab, c["prime"], c["temperature"], c["top_k"], c["length"], c["seed"]
         )
 
+    def example(self) -> str:
+        """A prime of one character the model knows."""
+        return self.vocab.chars[0]
+
+    def warm_up(self) -> None:
+        """Sample a few characters (the default length would take a second)."""
+        self.predict(self.example(), length=8)
+
     def predict(self, inputs: Any, **options: Any) -> dict[str, Any]:
         """``inputs``: the prime. Returns ``{"prime", "text"}`` (text without the prime)."""
         return {"prime": inputs, "text": "".join(self.stream(inputs, **options))}

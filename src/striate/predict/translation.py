@@ -45,6 +45,10 @@ class TranslationPredictor(Predictor):
     def _model_summary(self) -> dict[str, Any]:
         return {**self.meta["model"], "parameters": count_parameters(self.translator.model)}
 
+    def example(self) -> str:
+        """A one-word sentence."""
+        return "a"
+
     def predict(self, inputs: Any, **options: Any) -> list[dict[str, Any]]:
         """``inputs``: one sentence or a list. Returns per sentence ``{"source",
         "translation", "tokens", "score", "attention"}`` (score: the normalized

@@ -81,6 +81,10 @@ class VideoPredictor(Predictor):
             [square_floats(read_image(f, self.channels, limits), self.size) for f in clip]
         )
 
+    def example(self) -> torch.Tensor:
+        """A clip of two black frames of the model's size."""
+        return torch.zeros(2, self.channels, self.size, self.size, dtype=torch.uint8)
+
     def predict(self, inputs: Any, **options: Any) -> dict[str, Any]:
         """``inputs``: one clip. Returns ``{"frames": [{"frame", "label", "probability"}]}``
         in order."""

@@ -277,6 +277,8 @@ def create_app(
         n: load(r, device, runs_dir=runs_dir, limits=limits)
         for n, r in zip(names, runs, strict=True)
     }
+    for model in predictors.values():  # the first request must not pay for first calls
+        model.warm_up()
     # concurrent requests to a batchable run share forward passes on its own thread
     batchers = {
         n: Batcher(p, partial(request_items, p)) for n, p in predictors.items() if p.batchable
