@@ -29,7 +29,7 @@ from striate.apps._task import (
 )
 from striate.errors import StriateError
 from striate.nn.decoding import beam_search, decode, greedy_decode
-from striate.predict import BUILTIN
+from striate.predict import predictor_class
 
 
 def test_confusion_counts_rows_are_truth_columns_predictions():
@@ -95,10 +95,13 @@ def test_every_task_module_declares_one_task_and_is_registered():
     modules = (image_classification, text_generation, sentiment, translation, captioning, video)
     tasks = registered_tasks()
     assert sorted(tasks) == sorted(module.KIND for module in modules)
-    assert set(tasks) == set(BUILTIN)  # every kind that can be predicted can be evaluated
     for module in modules:
         task = module.TASK
         assert isinstance(task, Task) and task.kind == module.KIND
+        # its predictor: the module of the same name in striate.predict, with its words
+        predictor = predictor_class(task.kind)
+        assert predictor.__module__ == module.__name__.replace(".apps.", ".predict.")
+        assert (predictor.kind, predictor.task) == (task.kind, task.what)
         assert tasks[module.KIND] is task and task_for(module.KIND) is task
         assert task.train is module.train and module.resume == task.resume
         assert task.evaluate is module.evaluate

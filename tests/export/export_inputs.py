@@ -57,7 +57,7 @@ def real_inputs(found: TaskGraphs, predictor, data: Path) -> dict[str, tuple[Ten
         rest = (memory, mask, third) if tr.model.attention is not None else (third,)
         return {"encoder": (ids, lengths), "decoder_step": (token, state, *rest)}
     if kind == "image-captioning":
-        from striate.predict.caption import read_images
+        from striate.predict.captioning import read_images
 
         folder = data / "cifar10-jpeg" / "test"
         photos = [folder / c / "0000.jpg" for c in ("airplane", "bird", "cat", "ship")]

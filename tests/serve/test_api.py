@@ -203,6 +203,8 @@ def test_the_app_warms_every_run_up_once_before_it_serves(tiny_runs, monkeypatch
 
     warmed = []
     monkeypatch.setattr(Predictor, "warm_up", lambda self: warmed.append(self.kind))
-    monkeypatch.setattr("striate.predict.text.TextGeneratorPredictor.warm_up", Predictor.warm_up)
+    from striate.predict.text_generation import TextGeneratorPredictor
+
+    monkeypatch.setattr(TextGeneratorPredictor, "warm_up", Predictor.warm_up)
     create_app(list(tiny_runs.values()), device="cpu")
     assert sorted(warmed) == sorted(tiny_runs)

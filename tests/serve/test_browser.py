@@ -5,6 +5,7 @@ check what the page then shows. Skipped, with the reason, only where no browser 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import socket
 import threading
@@ -256,3 +257,25 @@ def test_every_page_renders(page, tmp_path: Path):
         assert page.locator("h1").inner_text()
         page.screenshot(path=tmp_path / f"{path.strip('/').replace('/', '-') or 'index'}.png")
         assert page.locator("#error").inner_text() == ""
+
+
+def test_a_task_without_a_page_of_its_own_gets_the_json_page(page, monkeypatch):
+    from striate.serve import app
+
+    monkeypatch.setattr(app, "PAGES", {k: v for k, v in app.PAGES.items() if k != "sentiment"})
+    _open(page, "moods")
+    assert "(sentiment)" in page.locator(".task").inner_text()
+    assert '"type":"text"' in page.locator("#spec").inner_text()  # what the run takes
+    page.fill("#inputs", '["a glad film", "a sad film"]')
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#output').textContent !== ''")
+    rows = json.loads(page.locator("#output").inner_text())
+    assert [r["text"] for r in rows] == ["a glad film", "a sad film"]
+    assert all(r["label"] in ("positive", "negative") for r in rows)
+    page.fill("#options", "{not json")
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#error').textContent !== ''")
+    assert "options are not JSON" in page.locator("#error").inner_text()
+    page.fill("#options", '{"beam": 3}')
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('unknown')")

@@ -27,7 +27,7 @@ from striate.models.classifier import ImageClassifier
 from striate.models.seq2seq import Seq2Seq
 from striate.nn.decoding import beam_search, greedy_decode
 from striate.predict import load
-from striate.predict.image import ImageClassifierPredictor
+from striate.predict.image_classification import ImageClassifierPredictor
 from striate.predict.translation import TranslationPredictor
 
 

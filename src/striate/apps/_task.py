@@ -9,14 +9,16 @@ holds (``..._from_checkpoint(ckpt)``) and ``evaluate``. It declares itself with 
                 sentiment_model_from_checkpoint, evaluate)
     resume = TASK.resume
 
-and is registered by its name in :data:`TASK_MODULES`: that is all a new task adds, since
-what serves every task (``striate eval RUN``) finds it there by the kind its checkpoints
-carry (:func:`task_for`). Everything around those is here, once: resuming a run with its
-saved configuration, loading a checkpoint of the right kind (other tasks' ones refused with
-one line), the predictor of :mod:`striate.predict` that the task's predict functions are
-thin layers over, opening a run for evaluation and writing its report (``eval-SPLIT.json``
-atomically, and ``confusion-SPLIT.png`` for classifiers), and the confusion matrix those
-reports hold.
+and is registered by one line of :data:`TASK_MODULES`, which names it by the kind its
+checkpoints carry; its predictor is the module of the same name in :mod:`striate.predict`.
+That is all a new task adds, since what serves every task (``striate eval RUN``,
+``striate.load``) finds it there (:func:`task_for`).
+
+Everything around those is here, once: resuming a run with its saved configuration, loading
+a checkpoint of the right kind (other tasks' ones refused with one line), the predictor of
+:mod:`striate.predict` that the task's predict functions are thin layers over, opening a run
+for evaluation and writing its report (``eval-SPLIT.json`` atomically, and
+``confusion-SPLIT.png`` for classifiers), and the confusion matrix those reports hold.
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ from striate.engine.device import resolve_device
 from striate.engine.distributed import DistContext, init_distributed
 from striate.errors import StriateError
 
-# the task modules of ``striate.apps``, each declaring its ``TASK``: the one registration
-TASK_MODULES = (
-    "image_classification",
-    "text_generation",
-    "sentiment",
-    "translation",
-    "captioning",
-    "video",
-)
+# the one registration: the kind a task's checkpoints carry -> the name of its modules, in
+# ``striate.apps`` (declaring its ``TASK``) and in ``striate.predict`` (its predictor)
+TASK_MODULES = {
+    "image-classification": "image_classification",
+    "text-generation": "text_generation",
+    "sentiment": "sentiment",
+    "translation": "translation",
+    "image-captioning": "captioning",
+    "video-classification": "video",
+}
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,15 @@ class Task:
 
 def registered_tasks() -> dict[str, Task]:
     """Every task of :data:`TASK_MODULES`, by the kind its checkpoints carry."""
-    tasks = (importlib.import_module(f"striate.apps.{name}").TASK for name in TASK_MODULES)
-    return {task.kind: task for task in tasks}
+    return {kind: task_for(kind) for kind in TASK_MODULES}
 
 
 def task_for(kind: str) -> Task:
-    """The registered task whose checkpoints carry ``kind``, or one line naming those known."""
-    tasks = registered_tasks()
-    if kind not in tasks:
-        raise StriateError(f"no task makes {kind!r} runs (known: {', '.join(tasks)})")
-    return tasks[kind]
+    """The registered task whose checkpoints carry ``kind`` (importing its module alone), or
+    one line naming those known."""
+    if kind not in TASK_MODULES:
+        raise StriateError(f"no task makes {kind!r} runs (known: {', '.join(TASK_MODULES)})")
+    return importlib.import_module(f"striate.apps.{TASK_MODULES[kind]}").TASK
 
 
 M = TypeVar("M", bound=nn.Module)

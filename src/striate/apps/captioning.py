@@ -337,7 +337,7 @@ def caption(
 ) -> list[str]:
     """One caption per image: files (any common format) or tensors (C, H, W) with values
     0..255 (uint8) or 0..1 (float); centre-cropped and resized to the model's input size
-    (see :class:`striate.predict.caption.CaptionPredictor`, which this calls)."""
+    (see :class:`striate.predict.captioning.CaptionPredictor`, which this calls)."""
     rows = TASK.predictor(run, runs_dir=runs_dir).predict(list(images), beam=beam, attention=False)
     return [row["caption"] for row in rows]
 
@@ -348,7 +348,7 @@ def attention_weights(
     beam: int = 3,
     runs_dir: str | Path = DEFAULT_ROOT,
 ) -> Any:
-    """A :class:`~striate.predict.caption.WordAttention`: caption ``image`` (as
+    """A :class:`~striate.predict.captioning.WordAttention`: caption ``image`` (as
     :func:`caption` does), then replay the caption with teacher forcing and keep, for each
     generated word w_t, the soft attention α_t it was predicted with: α_t =
     softmax_i(score(h_{t-1}, a_i)) over the feature map positions a_1..a_L (Show, Attend and

@@ -378,9 +378,9 @@ def classify(
     model_name: str | None = None,
 ) -> list[list[tuple[str, float]]]:
     """Top-k (class, probability) pairs for each image, like the lecture's table (see
-    :class:`striate.predict.image.ImageClassifierPredictor`, which this calls)."""
+    :class:`striate.predict.image_classification.ImageClassifierPredictor`, which this calls)."""
     if weights:
-        from striate.predict.image import ImageClassifierPredictor
+        from striate.predict.image_classification import ImageClassifierPredictor
 
         predictor = ImageClassifierPredictor.from_weights(weights, model_name, runs_dir=runs_dir)
     elif run is None:

@@ -292,7 +292,7 @@ def sample(
     runs_dir: str | Path = DEFAULT_ROOT,
 ) -> Iterator[str]:
     """Stream text from a trained run, one character at a time (see :func:`generate`;
-    this calls :class:`striate.predict.text.TextGeneratorPredictor`). ``top_k`` None: all
+    this calls :class:`striate.predict.text_generation.TextGeneratorPredictor`). ``top_k`` None: all
     characters."""
     predictor = TASK.predictor(run, runs_dir=runs_dir)
     return predictor.stream(prime, temperature=temperature, top_k=top_k,

@@ -42,7 +42,7 @@ def _bar(probability: float, width: int = 30) -> str:
 
 def _classify(args: argparse.Namespace) -> int:
     if args.weights:  # no run: every positional argument is an image
-        from striate.predict.image import ImageClassifierPredictor
+        from striate.predict.image_classification import ImageClassifierPredictor
 
         args.images, args.run = [args.run, *args.images], None
         predictor = ImageClassifierPredictor.from_weights(

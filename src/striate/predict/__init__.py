@@ -10,11 +10,13 @@
     for piece in gen.stream("ROMEO:", temperature=0.8, length=200):
         print(piece, end="")
 
-Each task is one small module here (:mod:`.image`, :mod:`.text`, :mod:`.sentiment`,
-:mod:`.translation`, :mod:`.caption`, :mod:`.video`) holding one :class:`Predictor`
-subclass, and one line of :data:`BUILTIN`; a new task adds both (or calls
-:func:`register_predictor`). The command line's predict commands and ``striate serve`` are
-thin layers over these predictors.
+Each task is one small module here (:mod:`.image_classification`, :mod:`.text_generation`,
+:mod:`.sentiment`, :mod:`.translation`, :mod:`.captioning`, :mod:`.video`) holding one
+:class:`Predictor` subclass, named like the task's module in :mod:`striate.apps` and found
+through the same registration (:data:`striate.apps._task.TASK_MODULES`); a predictor for
+another kind of checkpoint may also be registered with :func:`register_predictor`. The
+command line's predict commands and ``striate serve`` are thin layers over these
+predictors.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from striate.apps._task import TASK_MODULES
 from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.errors import StriateError
@@ -29,15 +32,6 @@ from striate.predict.base import SERVE_LIMITS, Limits, Predictor
 
 __all__ = ["SERVE_LIMITS", "Limits", "Predictor", "load", "register_predictor"]
 
-# kind (as the checkpoint's meta.json names it) -> module holding its Predictor subclass
-BUILTIN = {
-    "image-classification": "striate.predict.image",
-    "text-generation": "striate.predict.text",
-    "sentiment": "striate.predict.sentiment",
-    "translation": "striate.predict.translation",
-    "image-captioning": "striate.predict.caption",
-    "video-classification": "striate.predict.video",
-}
 _REGISTRY: dict[str, type[Predictor]] = {}
 
 
@@ -50,11 +44,11 @@ def register_predictor(cls: type[Predictor]) -> type[Predictor]:
 
 
 def predictor_class(kind: str) -> type[Predictor]:
-    """The predictor registered for ``kind`` (importing the built-in module on first use)."""
-    if kind not in _REGISTRY and kind in BUILTIN:
-        importlib.import_module(BUILTIN[kind])
+    """The predictor registered for ``kind`` (importing a task's own module on first use)."""
+    if kind not in _REGISTRY and kind in TASK_MODULES:
+        importlib.import_module(f"striate.predict.{TASK_MODULES[kind]}")
     if kind not in _REGISTRY:
-        known = ", ".join(sorted({*BUILTIN, *_REGISTRY}))
+        known = ", ".join(sorted({*TASK_MODULES, *_REGISTRY}))
         raise StriateError(f"no predictor for {kind!r} checkpoints (known: {known})")
     return _REGISTRY[kind]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from striate.apps.sentiment import (
-    KIND,
+    TASK,
     class_probabilities,
     encode_texts,
     sentiment_model_from_checkpoint,
@@ -20,8 +20,7 @@ from striate.predict.base import Predictor, as_list, check_text, no_unknown
 class SentimentPredictor(Predictor):
     """Each text's most likely class, its probability, and every class's probability."""
 
-    kind = KIND
-    task = "a sentiment classifier"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ()
 
     def _build(self, ckpt: Checkpoint) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from striate.apps.translation import KIND, translator_from_checkpoint
+from striate.apps.translation import TASK, translator_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.data.words import detokenize, tokenize
 from striate.errors import StriateError
@@ -22,8 +22,7 @@ class TranslationPredictor(Predictor):
     """Beam search (beam 1: greedy) with Wu et al.'s length normalization: the best
     hypothesis maximises log P(y|x) / lp(y), lp(y) = ((5 + |y|) / 6)^alpha."""
 
-    kind = KIND
-    task = "a translation model"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ("beam", "length_penalty", "max_length", "attention")
 
     def _build(self, ckpt: Checkpoint) -> None:

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from striate.apps.video import KIND, video_model_from_checkpoint
+from striate.apps.video import TASK, video_model_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.data.sources.video import load_clip
 from striate.errors import StriateError
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import Predictor, no_unknown
-from striate.predict.image import read_image, square_floats
+from striate.predict.image_classification import read_image, square_floats
 
 
 @register_predictor
@@ -23,8 +23,7 @@ class VideoPredictor(Predictor):
     """Frame-level labels: each frame's label depends on it and the frames before it (and
     after it, for a bidirectional model)."""
 
-    kind = KIND
-    task = "a video classifier"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ()
 
     def _build(self, ckpt: Checkpoint) -> None:

@@ -2,7 +2,8 @@
 
 Routes (``NAME`` is a run's directory name):
 
-- ``GET /``: the served runs; ``GET /run/NAME``: the run's page;
+- ``GET /``: the served runs; ``GET /run/NAME``: the run's page (its task's own page, or
+  for a task that has none, a generic one: JSON in, JSON out);
 - ``GET /api/runs``, ``GET /api/NAME``: what each predictor is (``describe()``);
 - ``POST /api/NAME/predict``: ``{"inputs": ..., "options": {...}}`` → ``{"results": ...}``;
 - ``POST /api/NAME/stream`` (text generation): the same body, answered as server-sent
@@ -52,6 +53,7 @@ from striate.serve.inputs import request_items, run_prediction
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 16 * 2**20  # one request's body
+# each task's own page (static/PAGE.html and PAGE.js); any other kind gets the generic one
 PAGES = {
     "image-classification": "image",
     "text-generation": "text",
@@ -206,7 +208,7 @@ def _frame(names: list[str], current: str | None, heading: str, task: str, body:
 
 def page(name: str, predictor: Predictor, names: list[str]) -> str:
     """A run's page: the shared frame around the task's own part and script."""
-    part = PAGES[predictor.kind]
+    part = PAGES.get(predictor.kind, "generic")  # JSON in and out, for any other task
     config = {"name": name, "describe": predictor.describe()}
     task = f"{predictor.task} ({predictor.kind})"
     return _frame(names, name, name, task, _template(f"{part}.html"), f"/static/{part}.js", config)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from striate.analysis.inspect_cnn import analysis_copy, feature_maps, first_conv, saliency_map
-from striate.apps.image_classification import KIND, classifier_from_checkpoint
+from striate.apps.image_classification import TASK, classifier_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.html import data_uri
 from striate.data.sources.folder import read_image_file
@@ -66,8 +66,7 @@ class ImageClassifierPredictor(Predictor):
     """The lecture's classifier table: each image's top-k classes with probabilities
     softmax(z)_k."""
 
-    kind = KIND
-    task = "an image classifier"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ("top_k", "explain", "target")
     batchable = True  # one row per image; eval mode: an image's row ignores its batch-mates
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from striate.apps.text_generation import KIND, generate, text_model_from_checkpoint
+from striate.apps.text_generation import TASK, generate, text_model_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.models import count_parameters
 from striate.predict import register_predictor
@@ -26,8 +26,7 @@ class TextGeneratorPredictor(Predictor):
     """A character-level language model: each next character is drawn from
     softmax(logits / temperature), restricted to the top_k most likely ones."""
 
-    kind = KIND
-    task = "a text model"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ("temperature", "top_k", "length", "seed")
 
     def _build(self, ckpt: Checkpoint) -> None:

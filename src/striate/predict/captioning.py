@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from striate.apps.captioning import (
-    KIND,
+    TASK,
     caption_tokens,
     captioner_from_checkpoint,
     generate,
@@ -26,7 +26,7 @@ from striate.errors import StriateError
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import Predictor, as_list, check_int, no_unknown
-from striate.predict.image import read_image
+from striate.predict.image_classification import read_image
 
 
 def read_images(images: Sequence[str | Path | torch.Tensor], size: int) -> torch.Tensor:
@@ -62,8 +62,7 @@ class CaptionPredictor(Predictor):
     """Beam search over the decoder (beam 1: greedy); with attention, each word's map
     α_t = softmax_i(score(h_{t-1}, a_i)) over the encoder's grid (Show, Attend and Tell)."""
 
-    kind = KIND
-    task = "an image captioner"
+    kind, task = TASK.kind, TASK.what  # as the task declares itself
     options = ("beam", "max_length", "attention")
 
     def _build(self, ckpt: Checkpoint) -> None:
