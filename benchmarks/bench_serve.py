@@ -34,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw
@@ -163,30 +164,42 @@ class _Connection:
         self.writer.close()
 
 
-async def _classify_load(host: str, port: int, path: str, clients: int, seconds: float) -> dict:
-    request = _Connection.request(host, path, {"inputs": _drawing(), "options": {"top_k": 5}})
-    latencies: list[float] = []
-    errors = 0
+async def _drive(
+    host: str, port: int, clients: int, seconds: float, exchange: Callable[[_Connection], Any]
+) -> tuple[float, float]:
+    """``clients`` connections, each awaiting ``exchange(connection)`` (one request and its
+    answer) back to back for ``seconds``: (wall seconds, this process's CPU seconds)."""
     end = time.perf_counter() + seconds
 
     async def client() -> None:
-        nonlocal errors
         connection = await _Connection.open(host, port)
         try:
             while time.perf_counter() < end:
-                start = time.perf_counter()
-                status, headers = await connection.head(request)
-                answer = await connection.body(headers)
-                if status == 200 and len(json.loads(answer)["results"][0]["top"]) == 5:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors += 1
+                await exchange(connection)
         finally:
             connection.close()
 
     cpu, begin = time.process_time(), time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed, cpu = time.perf_counter() - begin, time.process_time() - cpu
+    return time.perf_counter() - begin, time.process_time() - cpu
+
+
+async def _classify_load(host: str, port: int, path: str, clients: int, seconds: float) -> dict:
+    request = _Connection.request(host, path, {"inputs": _drawing(), "options": {"top_k": 5}})
+    latencies: list[float] = []
+    errors = 0
+
+    async def exchange(connection: _Connection) -> None:
+        nonlocal errors
+        start = time.perf_counter()
+        status, headers = await connection.head(request)
+        answer = await connection.body(headers)
+        if status == 200 and len(json.loads(answer)["results"][0]["top"]) == 5:
+            latencies.append(time.perf_counter() - start)
+        else:
+            errors += 1
+
+    elapsed, cpu = await _drive(host, port, clients, seconds, exchange)
     return {
         "clients": clients,
         "requests": len(latencies),
@@ -208,33 +221,27 @@ async def _stream_load(
     first: list[float] = []
     totals: list[float] = []
     errors = 0
-    end = time.perf_counter() + seconds
 
-    async def client() -> None:
+    async def exchange(connection: _Connection) -> None:
         nonlocal errors
-        connection = await _Connection.open(host, port)
-        try:
-            while time.perf_counter() < end:
-                start = time.perf_counter()
-                status, headers = await connection.head(request)
-                if status != 200:
-                    await connection.body(headers)
-                    errors += 1
-                    continue
-                got = 0
-                async for chunk in connection.chunks():
-                    for event in chunk.decode().split("\n\n"):
-                        if event.startswith("data: ") and event != "data: {}":
-                            if not got:
-                                first.append(time.perf_counter() - start)
-                            got += len(json.loads(event[6:])["text"])
-                if got != length:
-                    errors += 1
-                totals.append(time.perf_counter() - start)
-        finally:
-            connection.close()
+        start = time.perf_counter()
+        status, headers = await connection.head(request)
+        if status != 200:
+            await connection.body(headers)
+            errors += 1
+            return
+        got = 0
+        async for chunk in connection.chunks():
+            for event in chunk.decode().split("\n\n"):
+                if event.startswith("data: ") and event != "data: {}":
+                    if not got:
+                        first.append(time.perf_counter() - start)
+                    got += len(json.loads(event[6:])["text"])
+        if got != length:
+            errors += 1
+        totals.append(time.perf_counter() - start)
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await _drive(host, port, clients, seconds, exchange)
     chars = length * len(totals)
     return {
         "clients": clients,
