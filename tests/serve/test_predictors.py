@@ -129,9 +129,7 @@ def test_limits_bound_what_one_call_accepts(tiny_runs):
 
 
 def test_a_run_of_another_task_is_refused_by_name(tiny_runs):
-    with pytest.raises(
-        StriateError, match="holds a text-generation model, not an image classifier"
-    ):
+    with pytest.raises(StriateError, match="holds a text model, not an image classifier"):
         load(tiny_runs["text-generation"], kind="image-classification")
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.checkpoint import META_FILE, Checkpoint, list_checkpoints, load_checkpoint
+from striate.artifacts.checkpoint import META_FILE, list_checkpoints
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
 from striate.engine.device import device_available
 from striate.engine.distributed import DistContext
@@ -154,16 +154,3 @@ def run_kind(ref: str | Path, runs_dir: str | Path = DEFAULT_ROOT) -> str:
     if not isinstance(kind, str):
         raise StriateError(f"checkpoint metadata {path} does not say which task it is")
     return kind
-
-
-def load_task_checkpoint(
-    run_or_checkpoint: str | Path, kind: str, what: str, runs_dir: str | Path
-) -> Checkpoint:
-    """The checkpoint a run reference names (:func:`resolve_checkpoint`), refusing other
-    tasks' ones with one line: "RUN holds a text-generation model, not an image classifier"."""
-    ckpt_dir = resolve_checkpoint(run_or_checkpoint, runs_dir)
-    ckpt = load_checkpoint(ckpt_dir)
-    if ckpt.meta.get("kind") != kind:
-        found = ckpt.meta.get("kind", "unknown")
-        raise StriateError(f"{run_or_checkpoint} holds a {found} model, not {what}")
-    return ckpt

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from striate import __version__
-from striate.apps._runs import load_task_checkpoint, saved_config
-from striate.artifacts.checkpoint import Checkpoint, load_state_strict
+from striate.apps._runs import resolve_checkpoint, saved_config
+from striate.artifacts.checkpoint import Checkpoint, load_checkpoint, load_state_strict
 from striate.artifacts.plots import plot_confusion
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint
 from striate.atomic import write_json
@@ -88,7 +88,9 @@ class Task:
 
     def checkpoint(self, run_or_checkpoint: str | Path, runs_dir: str | Path) -> Checkpoint:
         """The checkpoint a run reference names, refusing other tasks' ones with one line."""
-        return load_task_checkpoint(run_or_checkpoint, self.kind, self.what, runs_dir)
+        ckpt = load_checkpoint(resolve_checkpoint(run_or_checkpoint, runs_dir))
+        refuse_other_kind(run_or_checkpoint, ckpt.meta.get("kind", "unknown"), self.kind)
+        return ckpt
 
     def load(self, run_or_checkpoint: str | Path, runs_dir: str | Path) -> tuple[Any, dict]:
         """(what :attr:`from_checkpoint` builds, the checkpoint's metadata)."""
@@ -120,6 +122,18 @@ def task_for(kind: str) -> Task:
     if kind not in TASK_MODULES:
         raise StriateError(f"no task makes {kind!r} runs (known: {', '.join(TASK_MODULES)})")
     return importlib.import_module(f"striate.apps.{TASK_MODULES[kind]}").TASK
+
+
+def task_words(kind: str) -> str:
+    """A kind of run in words: its task's ("an image classifier"), else "a 'KIND' model"."""
+    return task_for(kind).what if kind in TASK_MODULES else f"a {kind!r} model"
+
+
+def refuse_other_kind(ref: str | Path, found: str, wanted: str) -> None:
+    """One line when ``ref`` holds a ``found`` run where a ``wanted`` one was asked for:
+    "runs/char holds a text model, not an image classifier"."""
+    if found != wanted:
+        raise StriateError(f"{ref} holds {task_words(found)}, not {task_words(wanted)}")
 
 
 M = TypeVar("M", bound=nn.Module)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from striate.apps._task import TASK_MODULES
+from striate.apps._task import TASK_MODULES, refuse_other_kind
 from striate.artifacts.checkpoint import Checkpoint, load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
 from striate.errors import StriateError
@@ -73,13 +73,11 @@ def load(
     """A ready predictor for whatever task ``run_or_checkpoint`` holds, on ``device``
     (``auto``: CUDA, then MPS, then CPU).
 
-    ``kind`` refuses other tasks with one line ("RUN holds a text-generation model, not an
-    image classifier"); ``limits`` bounds what ``predict`` accepts (default :class:`Limits`).
+    ``kind`` refuses other tasks with one line ("RUN holds a text model, not an image
+    classifier"); ``limits`` bounds what ``predict`` accepts (default :class:`Limits`).
     """
     ckpt = read_checkpoint(run_or_checkpoint, runs_dir)
     found = ckpt.meta.get("kind", "unknown")
-    if kind is not None and found != kind:
-        raise StriateError(
-            f"{run_or_checkpoint} holds a {found} model, not {predictor_class(kind).task}"
-        )
+    if kind is not None:
+        refuse_other_kind(run_or_checkpoint, found, kind)
     return predictor_class(found)(ckpt, device, limits)

@@ -184,7 +184,7 @@ def _run(spec: str, runs_dir: str | Path) -> Weights:
     meta = ckpt.meta
     cfg = meta.get("model")
     if not isinstance(cfg, dict) or "name" not in cfg:
-        raise StriateError(f"{spec} holds a {meta.get('kind', 'unknown')} model, not a CNN")
+        raise StriateError(f"{spec} holds no CNN (a run of kind {meta.get('kind', 'unknown')!r})")
     renamed, origin = to_striate(ckpt.model_state, "striate", cfg["name"])
     weights = Weights(spec, renamed, origin, "striate", cfg["name"], dict(cfg["options"]))
     weights.classes = meta.get("classes")
