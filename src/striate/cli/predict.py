@@ -171,7 +171,7 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("run")
     p.add_argument("--prime", default="\n", help="text to start from")
     p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=40, help="sample among the K likeliest")
+    p.add_argument("--top-k", type=int, default=40, help="sample among the K likeliest (0: all)")
     p.add_argument("--length", type=int, default=2000, help="characters to sample")
     p.add_argument("--seed", type=int)
     _common(p)

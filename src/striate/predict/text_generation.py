@@ -48,7 +48,8 @@ class TextGeneratorPredictor(Predictor):
             "temperature": check_float(
                 "temperature", given["temperature"], 0.0, self.limits.max_temperature, low_open=True
             ),
-            "top_k": None if top_k is None else check_int("top-k", top_k, 1, 1_000_000),
+            # 0 or None: every character is a candidate
+            "top_k": None if top_k is None else check_int("top-k", top_k, 0, 1_000_000) or None,
             "length": check_int("length", given["length"], 1, self.limits.max_sample_length),
             "seed": check_seed(given["seed"]),
         }
