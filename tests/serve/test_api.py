@@ -200,11 +200,10 @@ def test_run_names_are_unique_and_url_safe(tmp_path):
 
 def test_the_app_warms_every_run_up_once_before_it_serves(tiny_runs, monkeypatch):
     from striate.predict import Predictor
+    from striate.predict.text_generation import TextGeneratorPredictor
 
     warmed = []
     monkeypatch.setattr(Predictor, "warm_up", lambda self: warmed.append(self.kind))
-    from striate.predict.text_generation import TextGeneratorPredictor
-
-    monkeypatch.setattr(TextGeneratorPredictor, "warm_up", Predictor.warm_up)
+    monkeypatch.setattr(TextGeneratorPredictor, "warm_up", Predictor.warm_up)  # its own one too
     create_app(list(tiny_runs.values()), device="cpu")
     assert sorted(warmed) == sorted(tiny_runs)
