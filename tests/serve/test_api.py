@@ -113,7 +113,7 @@ def test_text_streams_as_server_sent_events(client):
     assert blocks[-1] == "event: done\ndata: {}"
     whole = _predict(client, "text-generation", "the ", length=40, seed=7).json()["results"]
     assert "".join(pieces) == whole["text"]
-    _error(client.post("/api/chars/stream", json={"inputs": "the ", "options": {"top_k": 0}}), 400)
+    _error(client.post("/api/chars/stream", json={"inputs": "the ", "options": {"top_k": -1}}), 400)
     assert "does not generate" in _error(client.post("/api/moods/stream", json=body), 400)
 
 
