@@ -57,6 +57,21 @@ def test_numbers_that_make_no_sense_are_one_line(argv, message, capsys):
     assert err.count("\n") == 1 and message in err, err
 
 
+@pytest.mark.parametrize(
+    ("argv", "dest"),
+    [
+        (["train", "text", "--sample-every", "0"], "sample_every"),
+        (["train", "translate", "--val-bleu-samples", "0"], "val_bleu_samples"),
+        (["train", "translate", "--teacher-forcing-steps", "0"], "teacher_forcing_steps"),
+        (["train", "image", "--warmup-steps", "0"], "warmup_steps"),
+        (["sample", "RUN", "--top-k", "0"], "top_k"),
+    ],
+)
+def test_zero_is_accepted_where_it_means_none_or_all(argv, dest):
+    # what the configuration takes as "off" (no samples, no BLEU, no warm-up) or "all"
+    assert getattr(_parse(*argv), dest) == 0
+
+
 def test_paths_of_the_wrong_kind_are_one_line(tmp_path, capsys):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

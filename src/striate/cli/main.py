@@ -158,7 +158,7 @@ def _add_train_text(sub: Any) -> None:
     p.add_argument("--embedding", type=int, help="learned embedding size instead of one-hot")
     p.add_argument("--tbptt", default="100", help="K, or K1,K2: update every K1, backprop K2")
     p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--sample-every", type=int, default=200, help="steps between samples")
+    p.add_argument("--sample-every", type=int, default=200, help="steps between samples (0: none)")
     add_engine_args(p)
     p.set_defaults(func=_train_text)
 

@@ -89,7 +89,9 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     )  # fmt: skip
     p.add_argument("--teacher-forcing-end", type=float, default=0.5, help="final ratio")
     p.add_argument("--teacher-forcing-steps", type=int, default=0, help="0: the whole run")
-    p.add_argument("--val-bleu-samples", type=int, default=200, help="greedy BLEU per epoch")
+    p.add_argument(
+        "--val-bleu-samples", type=int, default=200, help="greedy BLEU per epoch (0: none)"
+    )
     add_engine_args(p)
     p.set_defaults(func=_train)
 

@@ -119,14 +119,12 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
     "clips": _size(MAX_ITEMS, "number of clips"),
     "val_clips": _size(MAX_ITEMS, "number of validation clips"),
     "test_clips": _size(MAX_ITEMS, "number of test clips"),
-    "val_bleu_samples": _size(MAX_ITEMS, "number of BLEU samples"),
     "layer": _size(MAX_LAYERS, "layer"),
     # step counts and intervals
     "epochs": _size(MAX_STEPS, "epochs"),
     "max_steps": _size(MAX_STEPS, "max steps"),
     "log_every": _size(MAX_STEPS, "log interval"),
     "step_every_epochs": _size(MAX_STEPS, "step interval"),
-    "sample_every": _size(MAX_STEPS, "sample interval"),
     "train_steps": _size(MAX_STEPS, "training steps"),
     "seed": bounded_int(0, MAX_SEED, "seed"),
     # counts where 0 means something (none, all, off)
@@ -134,6 +132,8 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
     "warmup_steps": _count("warm-up steps"),
     "checkpoint_every": _count("checkpoint interval"),
     "teacher_forcing_steps": _count("teacher-forcing steps"),
+    "sample_every": _count("sample interval"),
+    "val_bleu_samples": _count("number of BLEU samples"),
     "min_freq": _count("minimum frequency"),
     "workers": bounded_int(0, 256, "number of workers"),
     # numbers
