@@ -44,6 +44,8 @@ format: setup
 
 test: lint
 	$(PY) -m pytest -q
+	@# the gpu tests in their CPU mode: what make gpu-check runs keeps working without a GPU
+	STRIATE_GPU_TEST_DEVICE=cpu $(PY) -m pytest -q tests/gpu
 
 # Every benchmark prints one JSON line; results_table.py turns them into benchmarks/RESULTS.md.
 # bench: the figures (about 1.5 hours on 2 cores, char_budget alone 35 min); bench-quick: every
