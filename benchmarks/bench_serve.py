@@ -199,7 +199,14 @@ async def _classify_load(host: str, port: int, path: str, clients: int, seconds:
         else:
             errors += 1
 
-    elapsed, cpu = await _drive(host, port, clients, seconds, exchange)
+    return _latencies(
+        clients, latencies, errors, *await _drive(host, port, clients, seconds, exchange)
+    )
+
+
+def _latencies(
+    clients: int, latencies: list[float], errors: int, elapsed: float, cpu: float
+) -> dict:
     return {
         "clients": clients,
         "requests": len(latencies),
@@ -210,6 +217,35 @@ async def _classify_load(host: str, port: int, path: str, clients: int, seconds:
         "errors": errors,
         "client_cpu_ms_per_request": round(1000 * cpu / max(1, len(latencies)), 3),
     }
+
+
+async def _classify_load_httpx(url: str, clients: int, seconds: float) -> dict:
+    """The same load from ``clients`` httpx clients sharing one event loop (``--httpx-too``):
+    what a Python script's clients see, and how much of it is the client's own queueing."""
+    body = {"inputs": _drawing(), "options": {"top_k": 5}}
+    latencies: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            try:
+                ok = (await http.post(url, json=body)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        cpu, begin = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed, cpu = time.perf_counter() - begin, time.process_time() - cpu
+    return _latencies(clients, latencies, errors, elapsed, cpu)
 
 
 async def _stream_load(
@@ -262,6 +298,9 @@ def main() -> None:
     parser.add_argument("--image-run", help="a LeNet-5 run (default: train a tiny one)")
     parser.add_argument("--text-run", help="a char-LSTM run (default: train a tiny one)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    parser.add_argument(
+        "--httpx-too", action="store_true", help="also classify from httpx clients in one process"
+    )
     args = parser.parse_args()
     if args.quick:
         args.clients, args.stream_clients, args.seconds, args.length = 4, 2, 2.0, 50
@@ -305,6 +344,15 @@ def main() -> None:
             classify = asyncio.run(
                 _classify_load(host, port, f"/api/{names[0]}/predict", args.clients, args.seconds)
             )
+            through_httpx = (
+                asyncio.run(
+                    _classify_load_httpx(
+                        f"{base}/api/{names[0]}/predict", args.clients, args.seconds
+                    )
+                )
+                if args.httpx_too
+                else None
+            )
             stream = asyncio.run(
                 _stream_load(
                     host,
@@ -320,11 +368,23 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     clients, streams = classify["clients"], stream["clients"]
+    httpx_rows = (
+        [
+            row(f"serve: classify LeNet-5, {label}, {clients} httpx clients in one process "
+                "(client-bound: compare with the rows above)", through_httpx[key], unit=unit)
+            for label, key, unit in (("p50 latency", "p50_ms", "ms"),
+                                     ("p99 latency", "p99_ms", "ms"),
+                                     ("throughput", "requests_per_s", "req/s"))
+        ]
+        if through_httpx
+        else []
+    )  # fmt: skip
     emit(
         {
             "bench": "serve",
             "quick": args.quick,
             "classify_lenet5": classify,
+            "classify_lenet5_httpx_clients": through_httpx,
             "stream_char_lstm": stream,
             "server_peak_rss_mb": round(peak, 1),
             "cpu_cores": os.cpu_count(),
@@ -350,6 +410,7 @@ def main() -> None:
                     "(target < 100)", stream["first_char_p99_ms"], unit="ms"),
                 row("serve: errors, both phases", classify["errors"] + stream["errors"]),
                 row("serve: server peak memory (VmHWM)", round(peak, 1), unit="MiB"),
+                *httpx_rows,
             ],
         }
     )  # fmt: skip
