@@ -11,6 +11,13 @@ Meant to finish within 5 minutes on one GPU. It needs only the embedded data sou
 uses ``../shared/data`` (or ``$STRIATE_DATA``) when there. ``--device cpu`` runs the same
 steps on the CPU (the gpu tests through ``STRIATE_GPU_TEST_DEVICE=cpu``) to check the
 script itself where no GPU is at hand. Exit status 1 if any part failed.
+
+It needs no installed striate: on a GPU machine where nothing can be installed from the
+network but PyTorch is there, ``scripts/device_wheels.sh`` fetches beforehand (elsewhere)
+the wheels that machine lacks into ``.whl/``; there, from the repository root::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:src python3 scripts/gpu_check.py
 """
 
 from __future__ import annotations
