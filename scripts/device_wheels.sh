@@ -6,8 +6,8 @@
 #
 #   scripts/device_wheels.sh            # here: writes .whl/ (git-ignored), a few MB
 #   # there, from the repository root, with .whl carried along:
-#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-#   PYTHONPATH=/tmp/site:src python3 scripts/gpu_check.py
+#   python3 -m pip install -q --no-index --no-deps --target .whl/site .whl/*.whl
+#   PYTHONPATH=.whl/site:src python3 scripts/gpu_check.py
 #
 # PYTHON_VERSION (default 3.12) is that machine's Python.
 set -euo pipefail

@@ -16,8 +16,8 @@ It needs no installed striate: on a GPU machine where nothing can be installed f
 network but PyTorch is there, ``scripts/device_wheels.sh`` fetches beforehand (elsewhere)
 the wheels that machine lacks into ``.whl/``; there, from the repository root::
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-    PYTHONPATH=/tmp/site:src python3 scripts/gpu_check.py
+    python3 -m pip install -q --no-index --no-deps --target .whl/site .whl/*.whl
+    PYTHONPATH=.whl/site:src python3 scripts/gpu_check.py
 """
 
 from __future__ import annotations
