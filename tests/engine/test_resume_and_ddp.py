@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -139,9 +140,11 @@ def test_device_cpu_under_torchrun_uses_gloo_whatever_gpus_are_present(monkeypat
     monkeypatch.setattr(
         torch.distributed, "init_process_group", lambda backend: joined.append(backend)
     )
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: joined[-1])
     context = init_distributed("cpu")
     assert (context.rank, context.world_size, context.local_rank) == (1, 2, 1)
     assert joined == ["gloo"] and devices == []
+    assert context.vote_group is None  # the default group votes on CPU tensors already
 
 
 def test_as_many_gpus_as_processes_uses_nccl_on_the_local_gpu(monkeypatch):
@@ -152,8 +155,40 @@ def test_as_many_gpus_as_processes_uses_nccl_on_the_local_gpu(monkeypatch):
     monkeypatch.setattr(
         torch.distributed, "init_process_group", lambda backend: joined.append(backend)
     )
-    init_distributed("auto")
+    monkeypatch.setattr(torch.distributed, "get_backend", lambda: joined[-1])
+    monkeypatch.setattr(torch.distributed, "new_group", lambda backend: f"{backend} group")
+    context = init_distributed("auto")
     assert joined == ["nccl"] and devices == [1]
+    assert context.vote_group == "gloo group"  # the stop vote stays off the GPU stream
     with pytest.raises(StriateError, match=r"2 processes .* 1 CUDA GPU"):
         _torchrun_env(monkeypatch, gpus=1)
         init_distributed("cuda")
+
+
+_VOTE = """
+import json, sys
+import torch.distributed as dist
+from striate.engine import distributed
+
+dist.init_process_group("gloo")
+dist.get_backend = lambda: "nccl"  # as under NCCL: the vote takes a gloo group of its own
+context = distributed.init_distributed("cpu")  # joined already: only the vote group
+rank = context.rank
+votes = [context.any_rank(rank == 1), context.any_rank(False), context.any_rank(True)]
+with open(f"{sys.argv[1]}/{rank}.json", "w") as out:
+    json.dump({"votes": votes, "own_group": context.vote_group is not None}, out)
+distributed.shutdown_distributed()
+"""
+
+
+@pytest.mark.slow
+def test_ranks_vote_on_the_host_and_agree(tmp_path):
+    script = tmp_path / "vote.py"
+    script.write_text(_VOTE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run([*run, str(script), str(tmp_path)], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for rank in (0, 1):
+        answer = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert answer == {"votes": [True, False, True], "own_group": True}

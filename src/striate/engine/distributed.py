@@ -9,12 +9,18 @@ On CUDA each process drives the GPU of its LOCAL_RANK, so a node needs at least 
 GPUs as processes; with fewer, every rank refuses in one line before joining the group
 (rather than one rank dying on an invalid device ordinal while the others wait).
 ``--device cpu`` trains data-parallel on the CPU (gloo) whatever GPUs are present.
+
+The ranks also vote at every step on whether to stop (a time budget or a signal reaches
+each at its own moment). That vote is a host-side question, so it goes through a gloo group
+on CPU tensors: under NCCL, a collective runs on the GPU stream and reading its answer on
+the host would wait for every kernel queued before it, once per step.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,6 +34,8 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # the group for host-side votes; None: the default group, itself gloo (see _vote_group)
+    vote_group: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -41,6 +49,14 @@ class DistContext:
         if self.enabled:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any rank, voted on the host (no GPU synchronisation)."""
+        if not self.enabled:
+            return flag
+        votes = torch.tensor([int(flag)])
+        dist.all_reduce(votes, op=dist.ReduceOp.SUM, group=self.vote_group)
+        return bool(votes.item())
 
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         if not self.enabled:
@@ -96,7 +112,15 @@ def init_distributed(device: str | None = "auto") -> DistContext:
         if cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
+    return DistContext(rank, world_size, local_rank, vote_group=_vote_group())
+
+
+def _vote_group() -> Any:
+    """The process group for votes on CPU tensors: the default group where it is gloo, else a
+    gloo group of every rank beside it (every rank must call this, as any ``new_group``)."""
+    if dist.get_backend() == "gloo":
+        return None
+    return dist.new_group(backend="gloo")
 
 
 def shutdown_distributed() -> None:

@@ -375,10 +375,10 @@ class Training:
             reasons.append(f"--max-steps {config.max_steps}")
         if interrupt.requested:
             reasons.append("interrupted")
-        if self.dist.enabled:  # every rank stops at the same step (clocks and signals differ)
-            flag = torch.tensor([float(bool(reasons or self.stop_reason))], device=self.device)
-            if float(self.dist.all_reduce_sum(flag)) > 0 and not (reasons or self.stop_reason):
-                reasons.append("another process stopped")
+        # every rank stops at the same step (clocks and signals differ): a vote on the host
+        stopping = bool(reasons or self.stop_reason)
+        if self.dist.enabled and self.dist.any_rank(stopping) and not stopping:
+            reasons.append("another process stopped")
         if reasons and self.stop_reason is None:
             self.stop_reason = reasons[-1] if interrupt.requested else reasons[0]
 
