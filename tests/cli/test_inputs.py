@@ -49,6 +49,8 @@ def test_options_may_stand_between_positionals():
         (["translate", "RUN", "x", "--max-len", "0"], "maximum length must be at least 1"),
         (["translate", "RUN", "x", "--length-penalty", "nan"], "not a finite number"),
         (["train", "image", "--epochs", "1e3"], "not an integer"),
+        (["train", "image", "--lr", "1e308"], "learning rate must be in (0, 1e+06], got 1e+308"),
+        (["train", "image", "--weight-decay", "1e40"], "weight decay must be in [0, 1e+06]"),
     ],
 )
 def test_numbers_that_make_no_sense_are_one_line(argv, message, capsys):
@@ -208,3 +210,69 @@ def test_a_picture_smaller_than_the_runs_model_takes_is_one_line(tmp_path, capsy
         )
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "needs images of at least 28px, got 3px" in err, err
+
+
+@pytest.mark.parametrize("damage", ["checkpoints is a file", "checkpoints loops", "metrics dir"])
+def test_a_run_that_cannot_be_written_is_refused_before_training(tmp_path, capsys, damage):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    if damage == "checkpoints is a file":
+        (run / "checkpoints").write_text("x")
+    elif damage == "checkpoints loops":
+        (run / "checkpoints").symlink_to("checkpoints")
+    else:
+        (run / "metrics.jsonl").mkdir()
+    run_dir = RunDir(run)
+    with pytest.raises(StriateError, match=r"not a folder|is a folder, not a file"):
+        run_dir.make_writable()
+    # through the command line: a run stopped before its first checkpoint resumes from step 0,
+    # and a damaged one is refused before the first step, not after an epoch
+    (run / "config.json").write_text(json.dumps({"kind": "image-classification"}))
+    code = main(["train", "image", "--resume", str(run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert not list(run.glob("checkpoints/step-*"))
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (OSError(28, "No space left on device", "runs/r/x.tmp"), 1, "No space left on device"),
+        (PermissionError(13, "Permission denied", "out.onnx"), 1, "Permission denied: out.onnx"),
+        (MemoryError(), 1, "out of memory (MemoryError)"),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                "can't allocate memory: you tried to allocate 402653184000 bytes."
+            ),
+            1,
+            "out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate",
+        ),
+        (BrokenPipeError(32, "Broken pipe"), 141, None),
+    ],
+)
+def test_what_the_machine_refuses_is_one_line(monkeypatch, capsys, raised, code, line):
+    import striate.cli.main as cli
+
+    def refuse(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "_models", refuse)
+    assert main(["models"]) == code
+    err = capsys.readouterr().err
+    if line is None:
+        assert err == ""  # the reader went away: nothing to say
+    else:
+        assert err.count("\n") == 1 and err.startswith("striate: error: ") and line in err, err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import striate.cli.main as cli
+
+    def bug(args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(cli, "_models", bug)
+    with pytest.raises(RuntimeError, match="shapes"):
+        main(["models"])

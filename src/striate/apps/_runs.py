@@ -93,6 +93,7 @@ def prepare_run(
     elif dist.is_main:
         run = new_run(config.name, prefix, config.runs_dir)
     if run is not None and dist.is_main:
+        run.make_writable()
         run.write_config({"kind": kind, **asdict(config)})
     return (run if dist.is_main else None), resume_from
 

@@ -49,6 +49,20 @@ class RunDir:
             raise StriateError(f"run {self.path} has no checkpoint yet")
         return found[-1]
 
+    def make_writable(self) -> None:
+        """Refuse, before any training, a run whose files can't be written where they go: a
+        file (or a symlink loop) where ``checkpoints/`` belongs, a folder where a file does."""
+        try:
+            self.checkpoints.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StriateError(
+                f"run {self.path} cannot keep checkpoints: {self.checkpoints} is not a folder "
+                f"({exc.strerror})"
+            ) from None
+        for name in ("config.json", "metrics.jsonl", "metrics.csv"):
+            if (self.path / name).is_dir():
+                raise StriateError(f"run {self.path}: {name} is a folder, not a file")
+
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_file, config)
 

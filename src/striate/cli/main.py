@@ -2,14 +2,21 @@
 
 Every command parses its flags, calls one function of ``striate.apps`` (or the registries)
 and prints the result. A :class:`~striate.errors.StriateError` becomes one line on stderr
-and exit code 2; Ctrl-C during training saves a checkpoint and exits with 130.
+and exit code 2; Ctrl-C during training saves a checkpoint and exits with 130. What the
+machine refuses (a full disk, no permission, a file where a run keeps a folder, memory that
+cannot be had) is one line and exit code 1: every file striate writes is written atomically,
+so nothing is left half-written. A reader that goes away (``striate sample ... | head``)
+ends the command quietly. ``STRIATE_DEBUG=1`` shows the traceback of either instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -228,6 +235,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush to a closed pipe does
+    not print an error of its own on the way out."""
+    with contextlib.suppress(OSError, ValueError):  # no file behind stdout: nothing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _machine_refusal(exc: BaseException) -> str | None:
+    """One line for an error of the machine rather than of striate; None for anything else
+    (a bug, whose traceback is worth seeing)."""
+    if isinstance(exc, OSError):
+        where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name)
+        return f"{exc.strerror or exc}: {where}" if where else str(exc.strerror or exc)
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in text or "allocate memory" in text:
+        first = " ".join(text.split("\n")[0].split())
+        first = re.sub(r"^\[enforce fail at [^\]]*\] (err == 0\. )?", "", first)  # c10's prefix
+        return (
+            f"out of memory ({first or type(exc).__name__}): ask for less "
+            "(a smaller batch, model, image size or data set)"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -238,6 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("striate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout has gone: not an error of the command
+        _quiet_stdout()
+        return 141  # as a shell reports a process ended by SIGPIPE
+    except (OSError, MemoryError, RuntimeError) as exc:
+        line = _machine_refusal(exc)
+        if line is None or os.environ.get("STRIATE_DEBUG"):
+            raise
+        print(f"striate: error: {line}", file=sys.stderr)
+        return 1
     finally:
         if "torch" in sys.modules:  # leave a torchrun process group cleanly
             from striate.engine.distributed import shutdown_distributed

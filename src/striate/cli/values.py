@@ -42,7 +42,7 @@ def real(
         value = _number(text, float)
         if value < low or (above and value == low) or value > high:
             bounds = (
-                f"in [{low:g}, {high:g}]"
+                f"in {'(' if above else '['}{low:g}, {high:g}]"
                 if math.isfinite(high)
                 else f"{'>' if above else '>='} {low:g}"
             )
@@ -80,6 +80,7 @@ MAX_STEPS = 10**9  # steps, epochs, intervals: long but finite
 MAX_ITEMS = 10**8  # counts of texts, images, characters, vocabulary entries
 MAX_TOKENS = 1_000_000  # generated characters or tokens, sequence lengths
 MAX_SEED = 2**32 - 1
+MAX_RATE = 1e6  # learning rate, weight decay, decay factor: beyond it the weights overflow
 
 
 def _size(limit: int, what: str) -> Callable[[str], int]:
@@ -137,11 +138,11 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
     "min_freq": _count("minimum frequency"),
     "workers": bounded_int(0, 256, "number of workers"),
     # numbers
-    "lr": real("learning rate", 0.0, above=True),
-    "gamma": real("gamma", 0.0, above=True),
+    "lr": real("learning rate", 0.0, MAX_RATE, above=True),
+    "gamma": real("gamma", 0.0, MAX_RATE, above=True),
     "clip_grad_norm": real("clip norm", 0.0, above=True),
     "temperature": real("temperature", 0.0, above=True),
-    "weight_decay": real("weight decay", 0.0),
+    "weight_decay": real("weight decay", 0.0, MAX_RATE),
     "length_penalty": real("length penalty", 0.0),
     "momentum": _fraction("momentum"),
     "val_fraction": _fraction("validation fraction"),
