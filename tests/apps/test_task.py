@@ -53,6 +53,23 @@ def test_write_report_writes_the_json_and_the_confusion_picture(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_a_run_that_cannot_be_written_still_gets_its_figures(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import striate.apps._task as task_module
+
+    def read_only(path, value):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(task_module, "write_json", read_only)  # a run on a read-only disk
+    matrix = torch.tensor([[1, 0], [0, 1]])
+    report = write_report(tmp_path, "test", {"accuracy": 1.0}, True, (matrix, ["x", "y"]))
+    assert report == {"accuracy": 1.0}  # the figures, without a picture it did not save
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not saved (Read-only file system" in err, err
+    assert not list(tmp_path.iterdir())
+
+
 def test_length_sorted_chunks_skip_blank_items_and_keep_every_other_once():
     lengths = [5, None, 2, 9, 2, None, 7]
     chunks = list(length_sorted_chunks(lengths, 2))

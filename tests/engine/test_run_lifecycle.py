@@ -163,6 +163,22 @@ def test_time_budget_spans_the_schedule_and_resumes_with_a_larger_total(
     assert added[0] <= lrs[-1] * 1.001 and added == sorted(added, reverse=True)
 
 
+def test_a_refused_run_leaves_no_folder_and_a_refused_resume_leaves_the_run_as_it_was(
+    reviews, tmp_path
+):
+    with pytest.raises(StriateError, match="fp16 needs a CUDA device"):
+        sa.train(_config(reviews, tmp_path, "half", precision="fp16", device="cpu"))
+    assert not (tmp_path / "half").exists()  # refused before its first step: no folder
+    sa.train(_config(reviews, tmp_path, "done"))  # 2 epochs
+    saved = (tmp_path / "done" / "config.json").read_bytes()
+    with pytest.raises(StriateError, match="past the end of epoch 1"):
+        sa.resume("done", tmp_path, epochs=1)
+    with pytest.raises(StriateError, match="give a larger --time-budget"):
+        sa.resume("done", tmp_path, time_budget=1e-6)
+    assert (tmp_path / "done" / "config.json").read_bytes() == saved  # still resumable
+    assert sa.resume("done", tmp_path, epochs=3).fit.step == 3 * 10  # 40 rows / batch 4
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_a_bad_time_budget_is_one_line_and_exit_2(reviews, tmp_path, capsys, value):
     args = ["train", "sentiment", "--data", reviews, "--runs-dir", str(tmp_path)]

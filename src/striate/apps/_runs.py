@@ -82,20 +82,23 @@ def prepare_run(
     """(run directory or None off rank 0, checkpoint to resume from or None).
 
     A new run gets a fresh directory; a resumed one continues in its own, from its latest
-    checkpoint, or from step 0 if it was stopped before its first checkpoint. Rank 0 writes
-    the resolved configuration as ``config.json``.
+    checkpoint, or from step 0 if it was stopped before its first checkpoint. On rank 0 the
+    run carries the resolved configuration, which the engine writes as ``config.json`` when
+    training starts (:meth:`RunDir.start`); a resumed run is first checked for files of the
+    wrong kind (a file where ``checkpoints/`` belongs).
     """
     run, resume_from = None, None
     if resume is not None:
         run = open_run(resume, config.runs_dir)
         found = list_checkpoints(run.checkpoints)
         resume_from = found[-1] if found else None
+        if dist.is_main:
+            run.make_writable()
     elif dist.is_main:
         run = new_run(config.name, prefix, config.runs_dir)
-    if run is not None and dist.is_main:
-        run.make_writable()
-        run.write_config({"kind": kind, **asdict(config)})
-    return (run if dist.is_main else None), resume_from
+    if run is None or not dist.is_main:
+        return None, resume_from
+    return replace(run, pending_config={"kind": kind, **asdict(config)}), resume_from
 
 
 def saved_config(

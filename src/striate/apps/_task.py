@@ -24,6 +24,7 @@ for evaluation and writing its report (``eval-SPLIT.json`` atomically, and
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,12 +170,18 @@ def write_report(
 ) -> dict[str, Any]:
     """``report`` written atomically as ``RUN/eval-SPLIT.json`` (unless ``write`` is false),
     with ``confusion`` = (matrix, classes) also drawn as ``RUN/confusion-SPLIT.png`` (its
-    path then added to the returned report as ``confusion_png``)."""
+    path then added to the returned report as ``confusion_png``). A run that cannot be
+    written to (a read-only copy) still gets its figures, with one line saying why nothing
+    was saved."""
     if write:
-        write_json(run_path / f"eval-{split}.json", report)
-        if confusion is not None:
-            png = plot_confusion(confusion[0], confusion[1], run_path / f"confusion-{split}.png")
-            report["confusion_png"] = str(png)
+        try:
+            write_json(run_path / f"eval-{split}.json", report)
+            if confusion is not None:
+                png = run_path / f"confusion-{split}.png"
+                report["confusion_png"] = str(plot_confusion(confusion[0], confusion[1], png))
+        except OSError as exc:
+            where = exc.filename or run_path
+            print(f"striate: not saved ({exc.strerror or exc}: {where})", file=sys.stderr)
     return report
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ DEFAULT_ROOT = Path("runs")
 @dataclass(frozen=True)
 class RunDir:
     path: Path
+    # the resolved configuration a training run is about to start with: written as
+    # config.json by start(), once training has found its settings consistent
+    pending_config: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def config_file(self) -> Path:
@@ -48,6 +51,19 @@ class RunDir:
         if not found:
             raise StriateError(f"run {self.path} has no checkpoint yet")
         return found[-1]
+
+    def start(self) -> None:
+        """Make the folder a training run writes into, and write its ``config.json``: called
+        when training is about to take its first step, so that a run refused before then
+        (fp16 on a CPU, a resume that asks for less than it has done) leaves no folder behind,
+        or its old configuration untouched."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StriateError(f"cannot create run directory {self.path}: {exc.strerror}") from None
+        self.make_writable()
+        if self.pending_config is not None:
+            self.write_config(self.pending_config)
 
     def make_writable(self) -> None:
         """Refuse, before any training, a run whose files can't be written where they go: a
@@ -81,7 +97,8 @@ class RunDir:
 
 
 def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:
-    """Create ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``); never reuse one."""
+    """A new run ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``), never one in use;
+    :meth:`RunDir.start` creates it."""
     root = Path(root)
     path = root / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not name:  # a default name never collides: two runs started in the same second
@@ -90,11 +107,13 @@ def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> R
             path, n = root / f"{stem}-{n}", n + 1
     if path.exists() and any(path.iterdir()):
         raise StriateError(f"run directory {path} already exists; pick another --name or --resume")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StriateError(f"cannot create run directory {path}: {exc.strerror}") from None
     return RunDir(path)
+
+
+def _named(run: str | Path) -> None:
+    """Refuse an empty run reference (``Path("")`` would be the current folder)."""
+    if not str(run).strip():
+        raise StriateError("an empty run name: give a run's name or path")
 
 
 def _readable_name(path: Path) -> Path:
@@ -108,6 +127,7 @@ def _readable_name(path: Path) -> Path:
 
 def open_run(run: str | Path, root: str | Path = DEFAULT_ROOT) -> RunDir:
     """Find an existing run by path, or by name under ``root``."""
+    _named(run)
     for candidate in (_readable_name(Path(run)), _readable_name(Path(root) / str(run))):
         if (candidate / "checkpoints").is_dir() or (candidate / "config.json").is_file():
             return RunDir(candidate)
@@ -121,6 +141,7 @@ def locate_checkpoint(path: str | Path, root: str | Path = DEFAULT_ROOT) -> tupl
     ``--keep-best``) when it has one, else its latest; ``RUN@latest``, ``RUN@best`` and
     ``RUN@step-N`` select others. ``apps._runs.resolve_checkpoint`` is the public name.
     """
+    _named(path)
     text = str(_readable_name(Path(path)))
     if (Path(text) / META_FILE).is_file():
         return Path(text).parent.parent, Path(text)

@@ -11,7 +11,9 @@ otherwise, and says so when it starts.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
+import socket
 from typing import Any
 
 from striate.errors import StriateError
@@ -28,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     if not 0 < args.port < 65536:
         raise StriateError(f"--port must be between 1 and 65535, not {args.port}")
+    listening = listen(args.host, args.port)  # a taken port is refused before loading models
     app = create_app(args.runs, device=args.device, runs_dir=args.runs_dir)
     where = (
         "only this machine can connect; --host 0.0.0.0 shares it with the network"
@@ -41,8 +44,32 @@ def _serve(args: argparse.Namespace) -> int:
     # of the garbage collector's full passes, each of which stalled every answer by ~100 ms
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listening])
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (``host``, ``port``), or one line saying why not (a port another
+    program holds, an address this machine does not have, a name that does not resolve)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        raise StriateError(f"--host {host!r} is not an address of this machine: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn itself binds
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "; another program uses it: pick another --port"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise StriateError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    return sock
 
 
 def register(commands: Any, train_tasks: Any, analyses: Any) -> None:

@@ -131,7 +131,8 @@ class Training:
             if ckpt.step_state is not None and load_step_state is not None:
                 load_step_state(ckpt.step_state)
             self._replan(ckpt)
-        if self.writes:
+        if self.writes:  # the settings hold: the run's folder and configuration now
+            self.run.start()
             self.log = MetricsLog(
                 self.run.path, self.config.metrics_format, resume_step=self.global_step
             )
