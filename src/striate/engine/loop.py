@@ -19,6 +19,7 @@ Ctrl-C is taken at the next step boundary, so an update and its step counter are
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ def fit(
     with StopRequest() as interrupt, t.progress_bar() as bar:
         try:
             t.check_stop(interrupt)
+            if t.stop_reason and t.global_step == 0:  # no step fits (a budget too short):
+                t.validate(trainable, 0, lambda line: bar.write(line, file=sys.stderr))
+                t.save()  # still a whole run, measured and saved at step 0
             while t.stop_reason is None:  # one epoch (or the rest of one) per turn
                 epoch, start = divmod(t.global_step, t.steps_per_epoch)
                 bar.set_description(f"epoch {epoch + 1}{t.of_epochs}")
