@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import Task, evaluating, placement, restored, stamp, write_report
 from striate.apps.image_classification import load_classifier
@@ -279,16 +280,17 @@ def load_captioner(
 
 def captioner_from_checkpoint(ckpt: Checkpoint) -> tuple[Captioner, WordVocab]:
     """The captioner (eval mode, CPU) and word vocabulary a loaded checkpoint holds."""
-    meta = ckpt.meta
-    spec = meta["encoder"]
-    net = create_model(
+    spec = checked.section(ckpt, "encoder")
+    net = checked.built(ckpt, "encoder", lambda: create_model(
         spec["name"], spec["num_classes"], spec["in_channels"], spec["image_size"],
         **spec["options"],
-    )  # fmt: skip
-    norm = meta["normalization"]
-    encoder = ImageClassifier(drop_head(net), norm["mean"], norm["std"])
-    model = restored(Captioner(encoder, **meta["captioner"]), ckpt)
-    return model, WordVocab.from_json(meta["vocab"])
+    ))  # fmt: skip
+    mean, std = checked.normalization(ckpt)
+    encoder = ImageClassifier(drop_head(net), mean, std)
+    cfg = checked.section(ckpt, "captioner")
+    model = restored(checked.built(ckpt, "captioner", lambda: Captioner(encoder, **cfg)), ckpt)
+    vocab = checked.vocabulary(ckpt, "vocab", WordVocab.from_json, int(cfg["vocab_size"]))
+    return model, vocab
 
 
 def generate_ids(
@@ -371,11 +373,34 @@ def attention_picture(
     tensor)."""
     seen = attention_weights(run, image, beam, runs_dir)
     if out is None:
-        run_path, _ = locate_checkpoint(run, runs_dir)
-        stem = "tensor" if isinstance(image, torch.Tensor) else Path(image).stem
-        out = run_path / "analysis" / f"attention-{stem}.png"
+        (out,) = attention_picture_paths(run, [image], runs_dir)
     title = f'"{seen.caption}"  (beam {beam})'
     return plot_attention_words(seen.image.float() / 255, seen.maps, seen.words, Path(out), title)
+
+
+def attention_picture_paths(
+    run: str | Path,
+    images: Sequence[str | Path | torch.Tensor],
+    runs_dir: str | Path = DEFAULT_ROOT,
+) -> list[Path]:
+    """The default file of :func:`attention_picture` for each of ``images``, all distinct.
+
+    The name comes from the image's stem (``RUN/analysis/attention-STEM.png``), so two
+    inputs of one name in different folders (``a/d.png`` and ``b/d.png``) would draw into
+    one file, the second over the first; a name already given gets ``-2``, ``-3``, ...
+    """
+    run_path, _ = locate_checkpoint(run, runs_dir)
+    used: set[str] = set()
+    paths = []
+    for image in images:
+        stem = "tensor" if isinstance(image, torch.Tensor) else Path(image).stem
+        name, n = f"attention-{stem}", 1
+        while name.lower() in used:  # lower: one file on a case-insensitive file system
+            n += 1
+            name = f"attention-{stem}-{n}"
+        used.add(name.lower())
+        paths.append(run_path / "analysis" / f"{name}.png")
+    return paths
 
 
 def evaluate(

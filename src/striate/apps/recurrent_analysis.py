@@ -390,8 +390,10 @@ def gates(
     indices) are read from ``layer`` (1-based; default the last); without ``units`` the
     units are picked automatically from ``layer`` (default all layers): those following
     the position in the line, bracket depth and quotes most closely, then the most variable.
-    Writes ``out`` (default ``RUN/gates.html``) and a PNG heat map beside it. Characters
-    the model's vocabulary lacks are left out (and listed); at most ``max_chars`` are used.
+    Writes ``out`` (default ``RUN/gates.html``) and a PNG heat map beside it (the same
+    name, ``.png``); ``out`` must therefore end in ``.html`` or ``.htm``, or the two files
+    would be one (``--out g.png`` wrote the HTML over the PNG). Characters the model's
+    vocabulary lacks are left out (and listed); at most ``max_chars`` are used.
     """
     path = Path(text_file)
     if not path.is_file():
@@ -401,6 +403,11 @@ def gates(
     except UnicodeDecodeError:
         raise StriateError(f"text file {text_file} is not UTF-8 text") from None
     target = Path(out) if out is not None else locate_checkpoint(run, runs_dir)[0] / "gates.html"
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise StriateError(
+            f"--out names the HTML page, not {target.name!r}: use a name ending in .html "
+            "(the PNG heat map is written beside it with .png)"
+        )
     activity = gate_activity(
         run, text, units, layer, target.with_suffix(".png"), runs_dir, max_chars, signals
     )

@@ -18,8 +18,12 @@ the metrics log), then what suits the task --
 * any other kind: what the run holds --
 
 then every ``eval*.json`` found in the run, any further PNG the run holds, and the
-configuration. Every picture is also a PNG file beside the report. A picture that cannot be
-made (say the test data is not on this machine) becomes a one-line note in the page.
+configuration. A report in the run's own folder (the default) leaves every picture there as
+a PNG too; one written elsewhere (``--out DIR/x.html``) is the HTML alone -- its pictures are
+drawn in a temporary folder that is removed afterwards, so no file of the user's beside it
+(a ``curves.png`` of their own) is overwritten, and a failure leaves nothing partial there.
+A picture that cannot be made (say the test data is not on this machine) becomes a one-line
+note in the page.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from striate.artifacts import html
 from striate.artifacts.metrics_log import read_metrics
 from striate.artifacts.recurrent_plots import plot_metric_curves
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, open_run
-from striate.atomic import atomic_path
+from striate.atomic import atomic_path, ensure_parent, resolve_target
 from striate.errors import StriateError
 
 __all__ = ["report"]
@@ -265,8 +270,9 @@ def report(
 ) -> Path:
     """Write the run's HTML report (default ``RUN/report.html``) and return its path.
 
-    Every picture is embedded and also written as a PNG beside the report. See the module
-    docstring for what each kind of run shows.
+    Every picture is embedded; in the run's folder it is also kept as a PNG, elsewhere the
+    HTML is the only file written (see the module docstring, which also says what each
+    kind of run shows).
     """
     found = open_run(run, runs_dir)
     config = found.read_config() if found.config_file.is_file() else {}
@@ -274,8 +280,24 @@ def report(
     target = Path(out) if out is not None else found.path / "report.html"
     if target.suffix.lower() not in (".html", ".htm"):
         raise StriateError(f"the report is an HTML file, not {target.name!r}")
-    page = _Page(target.parent)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_parent(target)
+    target = resolve_target(target)
+    if target.parent.resolve() == found.path.resolve():
+        return _write_report(found, config, kind, target, target.parent, runs_dir)
+    with tempfile.TemporaryDirectory(prefix="striate-report-") as pictures:
+        return _write_report(found, config, kind, target, Path(pictures), runs_dir)
+
+
+def _write_report(
+    found: RunDir,
+    config: dict[str, Any],
+    kind: str,
+    target: Path,
+    pictures: Path,
+    runs_dir: str | Path,
+) -> Path:
+    """Assemble the page with its pictures drawn into ``pictures`` and write ``target``."""
+    page = _Page(pictures)
     records = _records(found)
     _metrics_section(page, records)
     _curves_section(page, found, records)

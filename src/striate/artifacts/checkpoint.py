@@ -133,8 +133,23 @@ def _key(path: Path) -> tuple[int, int]:
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], target: Path) -> None:
-    save_file(tensors, str(target))
+    """``save_file`` with its failures as the ``OSError`` they are: safetensors reports a
+    full disk as ``SafetensorError("... No space left on device (os error 28)")``, which the
+    command line would show as a traceback instead of one line."""
+    try:
+        save_file(tensors, str(target))
+    except SafetensorError as exc:
+        raise _as_oserror(exc, target) from exc
     fsync_file(target)
+
+
+def _as_oserror(exc: Exception, target: Path) -> OSError:
+    message = " ".join(str(exc).split())
+    code = re.search(r"os error (\d+)|code: (\d+)", message)
+    if code:
+        number = int(code.group(1) or code.group(2))
+        return OSError(number, os.strerror(number), str(target))
+    return OSError(f"cannot write {target}: {message}")
 
 
 def save_checkpoint(
@@ -163,21 +178,25 @@ def save_checkpoint(
     tmp = directory / f".tmp-{prefix}{step:08d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    meta = dict(meta, step=step)
-    _save_tensors(_cpu_state(model_state), tmp / MODEL_FILE)
-    if optimizer_state is not None:
-        tensors, info = _split_optimizer_state(optimizer_state)
-        _save_tensors(tensors, tmp / OPTIMIZER_FILE)
-        meta["optimizer"] = info
-    if step_state:
-        _save_tensors(_cpu_state(step_state), tmp / STEP_STATE_FILE)
-        meta["step_state"] = True
-    write_json(tmp / META_FILE, meta)
-    fsync_dir(tmp)
-    same_step = [p for p in _complete(directory, prefix) if _key(p)[0] == step]
-    version = max((_key(p)[1] for p in same_step), default=0) + 1
-    final = directory / (f"{prefix}{step:08d}" + ("" if version == 1 else f".v{version}"))
-    os.replace(tmp, final)
+    try:  # a failed save (a full disk) leaves no temporary folder behind
+        meta = dict(meta, step=step)
+        _save_tensors(_cpu_state(model_state), tmp / MODEL_FILE)
+        if optimizer_state is not None:
+            tensors, info = _split_optimizer_state(optimizer_state)
+            _save_tensors(tensors, tmp / OPTIMIZER_FILE)
+            meta["optimizer"] = info
+        if step_state:
+            _save_tensors(_cpu_state(step_state), tmp / STEP_STATE_FILE)
+            meta["step_state"] = True
+        write_json(tmp / META_FILE, meta)
+        fsync_dir(tmp)
+        same_step = [p for p in _complete(directory, prefix) if _key(p)[0] == step]
+        version = max((_key(p)[1] for p in same_step), default=0) + 1
+        final = directory / (f"{prefix}{step:08d}" + ("" if version == 1 else f".v{version}"))
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fsync_dir(directory)
     stale = same_step + (_complete(directory, prefix)[:-1] if best else [])
     if keep and not best:

@@ -79,6 +79,9 @@ def register(commands: Any, train_tasks: Any, analyses: Any) -> None:
     p.add_argument("--units", type=_int_list, help="unit indices, e.g. 3,17 (default: picked)")
     p.add_argument("--layer", type=int, help="1-based layer (default: last, or all for picks)")
     p.add_argument("--max-chars", type=int, default=800, help="characters of the text used")
-    p.add_argument("--out", help="HTML to write (default RUN/gates.html)")
+    p.add_argument(
+        "--out", help="HTML to write, ending in .html (default RUN/gates.html); the PNG goes "
+        "beside it with .png",
+    )  # fmt: skip
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=_gates)

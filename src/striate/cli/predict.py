@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from striate.cli.common import read_lines
-from striate.errors import StriateError
+from striate.errors import StriateError, not_finite_error
 
 
 def _load(args: argparse.Namespace, kind: str) -> Any:
@@ -32,7 +32,14 @@ def _load(args: argparse.Namespace, kind: str) -> Any:
 
 
 def _print_json(value: Any) -> int:
-    print(json.dumps(value, ensure_ascii=False))
+    """Print ``value`` as strict JSON: NaN and Infinity are not JSON, and a consumer would
+    choke on them, so a result holding one is an error (the predictors refuse such outputs
+    first; this is the last guard)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise not_finite_error() from None
+    print(text)
     return 0
 
 
@@ -120,9 +127,11 @@ def _caption(args: argparse.Namespace) -> int:
     if args.max_length is not None:
         options["max_length"] = args.max_length
     rows = _load(args, "image-captioning").predict(args.images, attention=False, **options)
+    drawn = args.images if args.attention_map else []
+    targets = cap.attention_picture_paths(args.run, drawn, args.runs_dir)  # distinct names
     pictures = [
-        cap.attention_picture(args.run, image, args.beam, runs_dir=args.runs_dir)
-        for image in (args.images if args.attention_map else [])
+        cap.attention_picture(args.run, image, args.beam, out, args.runs_dir)
+        for image, out in zip(drawn, targets, strict=True)
     ]  # drawn before anything is printed, so a run without attention fails with one line
     if args.json:
         out = [

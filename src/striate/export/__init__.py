@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
-from striate.atomic import atomic_path
+from striate.atomic import atomic_path, ensure_parent, resolve_target
 from striate.errors import StriateError
 from striate.export.graphs import Graph, TaskGraphs, task_graphs
 from striate.export.parity import TOLERANCE, load_runner, max_difference
@@ -51,11 +51,12 @@ def _check_writable(paths: list[Path]) -> None:
             raise StriateError(f"--out {path} is a directory; name a file")
         parent = path.parent
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            ensure_parent(path)  # a file where a folder should be: "Not a directory"
         except OSError as exc:
             raise StriateError(f"cannot write {path}: {exc.strerror or exc}") from None
         if not parent.is_dir():
             raise StriateError(f"cannot write {path}: {parent} is not a directory")
+        resolve_target(path)  # a device, FIFO or socket there: refused before the export
 
 
 def _load(run: str | Path, runs_dir: str | Path) -> tuple[Any, Path]:
@@ -146,7 +147,7 @@ def export(
             tmp = publish.enter_context(atomic_path(files[graph.name]))
             try:
                 write_graph(graph, format, tmp)
-            except StriateError:
+            except (StriateError, OSError):  # OSError: a full disk, one line and exit 1
                 raise
             except Exception as exc:  # an exporter's failure, in one line
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

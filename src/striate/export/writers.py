@@ -13,7 +13,11 @@
   time loops are ``scan``, so the length stays dynamic.
 
 The writer writes to the path it is given; publishing atomically is the caller's job
-(:func:`striate.export.export` writes to temporary files, checks them, then renames).
+(:func:`striate.export.export` writes to temporary files, checks them, then renames). Every
+format is serialised in memory first and the bytes written by Python: the C++ writers of
+TorchScript and ONNX abort the whole process on a full disk (``c10::Error ... unexpected
+pos``) instead of raising, which would leave the temporary file behind; Python's write
+raises an ``OSError`` the caller turns into one line and a clean-up.
 """
 
 from __future__ import annotations
@@ -58,10 +62,11 @@ def _onnx(graph: Graph, path: Path) -> None:
     import onnx
 
     module = _script(graph) if graph.loops else graph.module
+    buffer = io.BytesIO()
     torch.onnx.export(
         module,
         graph.example,
-        str(path),
+        buffer,
         dynamo=False,
         input_names=[p.name for p in graph.inputs],
         output_names=[p.name for p in graph.outputs],
@@ -69,7 +74,20 @@ def _onnx(graph: Graph, path: Path) -> None:
         opset_version=OPSET,
         do_constant_folding=True,
     )
-    onnx.checker.check_model(str(path), full_check=True)
+    data = buffer.getvalue()
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    _write(path, data)
+
+
+def _torchscript(graph: Graph, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.jit.save(_traced_or_scripted(graph), buffer)
+    _write(path, buffer.getvalue())
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def _exported_program(graph: Graph, path: Path) -> None:
@@ -86,7 +104,7 @@ def _exported_program(graph: Graph, path: Path) -> None:
     program = torch.export.export(graph.module, graph.example, dynamic_shapes=shapes)
     buffer = io.BytesIO()  # through a buffer: torch.export.save wants a .pt2 name otherwise
     torch.export.save(program, buffer)
-    path.write_bytes(buffer.getvalue())
+    _write(path, buffer.getvalue())
 
 
 def write_graph(graph: Graph, fmt: str, path: str | Path) -> None:
@@ -98,7 +116,7 @@ def write_graph(graph: Graph, fmt: str, path: str | Path) -> None:
         if fmt == "onnx":
             _onnx(graph, path)
         elif fmt == "torchscript":
-            torch.jit.save(_traced_or_scripted(graph), str(path))
+            _torchscript(graph, path)
         elif fmt == "exported-program":
             _exported_program(graph, path)
         else:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from striate.atomic import atomic_path
+from striate.atomic import write_bytes
 from striate.errors import StriateError
 
 __all__ = ["SAFE_TORCH", "convert_weights", "read_state_dict", "save_state_dict"]
@@ -100,15 +100,35 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     raise StriateError(f"unknown weights file type {path.name!r}; use .safetensors or .pth")
 
 
+def _dense(state: dict[str, torch.Tensor]) -> None:
+    """Refuse tensors safetensors cannot hold (sparse, quantized, nested), naming the key:
+    they have no single strided block of memory, and ``.contiguous()`` fails on them with
+    a message that names neither the tensor nor the reason."""
+    for key, value in state.items():
+        if value.layout != torch.strided or value.is_quantized or value.is_nested:
+            kind = "quantized" if value.is_quantized else str(value.layout).removeprefix("torch.")
+            kind = "nested" if value.is_nested else kind
+            raise StriateError(
+                f"tensor {key!r} is {kind}, not dense: safetensors holds dense tensors only "
+                "(convert it with .to_dense() or .dequantize() first)"
+            )
+
+
 def save_state_dict(state: dict[str, torch.Tensor], out: str | Path) -> Path:
-    """Write tensors to a safetensors file atomically (no half-written file on failure)."""
+    """Write tensors to a safetensors file atomically (no half-written file on failure).
+
+    The file is serialised in memory and written by :func:`striate.atomic.write_bytes`:
+    safetensors' own file writer reports a full disk as a ``SafetensorError`` and leaves
+    its partial file, where Python's write raises an ``OSError`` and the temporary file goes.
+    """
     out = Path(out)
     if out.suffix != ".safetensors":
         raise StriateError(f"output {out} must end in .safetensors")
+    _dense(state)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    data = save(tensors)
     try:
-        with atomic_path(out) as tmp:
-            save_file(tensors, str(tmp))
+        write_bytes(out, data)
     except OSError as exc:
         raise StriateError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from striate.atomic import atomic_path, fsync_dir, fsync_file, write_text
+from striate.atomic import atomic_path, current_umask, fsync_dir, fsync_file, write_text
 from striate.data.sources.folder import IMAGE_EXTENSIONS, read_image_file
 from striate.data.transforms.functional import to_square
 from striate.errors import StriateError
@@ -242,6 +242,7 @@ def save_clip(
     if path.exists():
         raise StriateError(f"{path} already exists; save the clip under a new name")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 is for the temporary only
     try:
         for i, frame in enumerate(frames):
             array = frame.permute(1, 2, 0).numpy()
