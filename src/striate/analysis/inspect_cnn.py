@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from striate.errors import StriateError
+from striate.errors import StriateError, check_finite
 
 __all__ = [
     "ErrorCase",
@@ -229,7 +229,7 @@ def saliency_map(
     """
     x = as_model_input(model, image)[:1].clone().requires_grad_(True)
     net = analysis_copy(model)
-    logits = net(x)[0]
+    logits = check_finite(net(x)[0])
     cls = _target_class(logits.detach(), target)
     (grad,) = torch.autograd.grad(logits[cls], x)
     grad = grad[0].detach()

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run
 from striate.apps._task import (
     Task,
@@ -313,13 +314,19 @@ def load_classifier(
 
 def classifier_from_checkpoint(ckpt: Checkpoint) -> ImageClassifier:
     """The classifier a loaded image-classification checkpoint holds (eval mode, CPU)."""
-    meta = ckpt.meta
-    cfg = meta["model"]
-    net = create_model(
-        cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
+    cfg = checked.section(ckpt, "model")
+    net = checked.built(
+        ckpt,
+        "model",
+        lambda: create_model(
+            cfg["name"], cfg["num_classes"], cfg["in_channels"], cfg["image_size"], **cfg["options"]
+        ),
     )
-    norm = meta["normalization"]
-    return restored(ImageClassifier(net, norm["mean"], norm["std"]), ckpt)
+    mean, std = checked.normalization(ckpt)
+    model = restored(ImageClassifier(net, mean, std), ckpt)
+    # after the weights fit: num_classes is then the size of their final layer
+    checked.class_names(ckpt, int(cfg["num_classes"]))
+    return model
 
 
 def evaluate(

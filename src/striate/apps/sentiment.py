@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import (
     Task,
@@ -262,8 +263,10 @@ def load_sentiment_model(
 
 def sentiment_model_from_checkpoint(ckpt: Checkpoint) -> tuple[SentimentRNN, WordVocab]:
     """The sentence classifier (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
-    model = restored(SentimentRNN(**ckpt.meta["model"]), ckpt)
-    vocab = vocab_from_json(ckpt.meta["vocab"])
+    cfg = checked.section(ckpt, "model")
+    model = restored(checked.built(ckpt, "model", lambda: SentimentRNN(**cfg)), ckpt)
+    checked.class_names(ckpt, model.head.out_features)
+    vocab = checked.vocabulary(ckpt, "vocab", vocab_from_json, model.embed.num_embeddings)
     if not isinstance(vocab, WordVocab):
         raise StriateError(f"checkpoint {ckpt.path} does not hold a word vocabulary")
     return model, vocab

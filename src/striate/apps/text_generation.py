@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import Task, evaluating, placement, restored, stamp, write_report
 from striate.artifacts.checkpoint import Checkpoint
@@ -34,7 +35,7 @@ from striate.engine.device import resolve_device
 from striate.engine.evaluation import evaluate as evaluate_batches
 from striate.engine.loop import EngineConfig, FitResult, fit
 from striate.engine.tbptt import TBPTTStep, check_window
-from striate.errors import StriateError
+from striate.errors import StriateError, not_finite_error
 from striate.models.char_rnn import CharRNN
 
 KIND = "text-generation"
@@ -223,7 +224,10 @@ def load_text_model(
 
 def text_model_from_checkpoint(ckpt: Checkpoint) -> tuple[CharRNN, CharVocab]:
     """The character model (eval mode, CPU) and vocabulary a loaded checkpoint holds."""
-    return restored(CharRNN(**ckpt.meta["model"]), ckpt), CharVocab.from_json(ckpt.meta["vocab"])
+    cfg = checked.section(ckpt, "model")
+    model = restored(checked.built(ckpt, "model", lambda: CharRNN(**cfg)), ckpt)
+    vocab = checked.vocabulary(ckpt, "vocab", CharVocab.from_json, int(cfg["vocab_size"]))
+    return model, vocab
 
 
 def generate(
@@ -272,6 +276,8 @@ def _stream(
         for _ in range(length):
             values, indices = logits.float().topk(k)
             probs = values.softmax(0).tolist()
+            if probs[0] != probs[0]:  # NaN: one NaN or inf logit makes every one NaN
+                raise not_finite_error()
             r, total = rng.random(), 0.0
             for choice, p in enumerate(probs):  # noqa: B007 (choice is used below)
                 total += p

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import (
     Task,
@@ -319,10 +320,13 @@ def load_translator(
 def translator_from_checkpoint(ckpt: Checkpoint) -> Translator:
     """The translator (eval mode, CPU) a loaded translation checkpoint holds."""
     meta = ckpt.meta
-    model = restored(Seq2Seq(**meta["model"]), ckpt)
-    src_vocab = WordVocab.from_json(meta["src_vocab"])
-    tgt_vocab = WordVocab.from_json(meta["tgt_vocab"])
-    return Translator(model, src_vocab, tgt_vocab, Preprocessing(**meta["preprocessing"]), meta)
+    cfg = checked.section(ckpt, "model")
+    model = restored(checked.built(ckpt, "model", lambda: Seq2Seq(**cfg)), ckpt)
+    src_vocab = checked.vocabulary(ckpt, "src_vocab", WordVocab.from_json, int(cfg["src_vocab"]))
+    tgt_vocab = checked.vocabulary(ckpt, "tgt_vocab", WordVocab.from_json, int(cfg["tgt_vocab"]))
+    pre = checked.section(ckpt, "preprocessing")
+    preprocessing = checked.built(ckpt, "preprocessing", lambda: Preprocessing(**pre))
+    return Translator(model, src_vocab, tgt_vocab, preprocessing, meta)
 
 
 def translate(

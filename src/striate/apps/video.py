@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from striate.apps import _meta as checked
 from striate.apps._runs import TaskConfig, prepare_run, recurrent_engine_defaults
 from striate.apps._task import (
     Task,
@@ -224,9 +225,14 @@ def load_video_model(
 
 def video_model_from_checkpoint(ckpt: Checkpoint) -> VideoClassifier:
     """The frame classifier (eval mode, CPU) a loaded video checkpoint holds."""
-    meta = ckpt.meta
-    norm = meta["normalization"]
-    return restored(VideoClassifier(**meta["model"], mean=norm["mean"], std=norm["std"]), ckpt)
+    cfg = checked.section(ckpt, "model")
+    mean, std = checked.normalization(ckpt)
+    model = restored(
+        checked.built(ckpt, "model", lambda: VideoClassifier(**cfg, mean=mean, std=std)), ckpt
+    )
+    # after the weights fit: num_classes is then the size of their final layer
+    checked.class_names(ckpt, int(cfg["num_classes"]))
+    return model
 
 
 def evaluate(

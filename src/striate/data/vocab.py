@@ -131,7 +131,10 @@ class CharVocab(Vocab):
         Raises a :class:`StriateError` naming the characters that are not in the vocabulary
         (``what`` says what the text is in that message, e.g. "the prime").
         """
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        # surrogatepass: a lone surrogate (undecodable bytes of argv, "\ud800" in JSON) is
+        # one more code point no vocabulary holds, named in the error like any other
+        raw = text.encode("utf-32-le", "surrogatepass")
+        points = np.frombuffer(raw, dtype=np.uint32).astype(np.int64)
         where = np.searchsorted(self._points, points).clip(0, len(self._points) - 1)
         bad = self._points[where] != points
         if bad.any():

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from striate.errors import StriateError
+from striate.errors import StriateError, not_finite_error
 
 DecodeStep = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
@@ -89,6 +89,8 @@ def greedy_decode(
     emitted = []
     for _ in range(max_len):
         log_probs, state = step(tokens, state)
+        if bool(log_probs.isnan().any()):  # the argmax of NaNs is an arbitrary token
+            raise not_finite_error()
         tokens = log_probs.argmax(-1)
         emitted.append(tokens)
         done |= tokens == eos_id
@@ -151,6 +153,8 @@ def beam_search(
 
     for length in range(1, max_len + 1):
         log_probs, state = step(tokens, state)
+        if bool(log_probs.isnan().any()):  # -inf is a ruled-out token; NaN ends no hypothesis
+            raise not_finite_error()
         V = log_probs.shape[-1]
         candidates = (scores.unsqueeze(-1) + log_probs.float().view(B, K, V)).view(B, K * V)
         top_scores, top_index = candidates.topk(min(2 * K, K * V), dim=1)

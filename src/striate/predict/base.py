@@ -17,6 +17,7 @@ line and the web server refuse the same bad input with the same words.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -92,15 +93,24 @@ def check_seed(value: Any) -> int | None:
     return check_int("seed", value, 0, 2**63 - 1)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_text(name: str, text: Any, limits: Limits, blank_ok: bool = False) -> str:
     """A non-blank string (non-empty with ``blank_ok``: a prime may be a newline) of at
-    most ``limits.max_chars`` characters."""
+    most ``limits.max_chars`` characters, all valid Unicode (no lone surrogate, which no
+    vocabulary holds and no UTF encoder accepts)."""
     if not isinstance(text, str):
         raise StriateError(f"{name} must be a string, not {type(text).__name__}")
     if not (text if blank_ok else text.strip()):
         raise StriateError(f"{name} is empty")
     if len(text) > limits.max_chars:
         raise StriateError(f"{name} has {len(text)} characters; at most {limits.max_chars}")
+    lone = _SURROGATE.search(text)
+    if lone:  # undecodable bytes of argv, or "\ud800" in JSON: not text a model can read
+        raise StriateError(
+            f"{name} is not valid Unicode (a lone surrogate at position {lone.start()})"
+        )
     return text
 
 
@@ -120,6 +130,19 @@ def no_unknown(options: dict[str, Any], known: tuple[str, ...]) -> None:
     if unknown:
         accepted = ", ".join(known) or "none"
         raise StriateError(f"unknown option {unknown[0]!r}; this task takes: {accepted}")
+
+
+def finite_weights(ckpt: Checkpoint) -> None:
+    """Refuse a checkpoint holding a NaN or infinite weight, when it is loaded: every output
+    would be NaN, and a beam search over NaN scores finds no hypothesis at all, so the
+    decoders (captions, translations) would fail without saying why."""
+    for name, tensor in ckpt.model_state.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            what = "NaN" if bool(tensor.isnan().any()) else "infinite"
+            raise StriateError(
+                f"checkpoint {ckpt.path} holds {what} weights ({name}): they are corrupt or "
+                "training diverged"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +168,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.limits = limits or Limits()
         self._build(ckpt)
+        finite_weights(ckpt)
 
     def _build(self, ckpt: Checkpoint) -> None:
         raise NotImplementedError

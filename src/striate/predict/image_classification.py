@@ -19,7 +19,7 @@ from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.html import data_uri
 from striate.data.sources.folder import read_image_file
 from striate.data.transforms.functional import to_square
-from striate.errors import StriateError
+from striate.errors import StriateError, check_finite
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import (
@@ -132,7 +132,7 @@ class ImageClassifierPredictor(Predictor):
             ]
         )
         with torch.inference_mode():
-            probs = self.model(batch.to(self.device)).float().softmax(-1).cpu()
+            probs = check_finite(self.model(batch.to(self.device)).float()).softmax(-1).cpu()
         top = probs.topk(top_k, dim=-1)
         rows = [
             {

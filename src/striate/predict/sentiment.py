@@ -11,6 +11,7 @@ from striate.apps.sentiment import (
     sentiment_model_from_checkpoint,
 )
 from striate.artifacts.checkpoint import Checkpoint
+from striate.errors import check_finite
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import Predictor, as_list, check_text, no_unknown
@@ -51,7 +52,7 @@ class SentimentPredictor(Predictor):
             check_text(f"text {number}", text, self.limits)
         settings = self.meta["tokenization"]
         ids = encode_texts(texts, self.vocab, settings["lowercase"], settings["max_length"])
-        probs = class_probabilities(self.model, ids, self.device)
+        probs = check_finite(class_probabilities(self.model, ids, self.device))
         rows = []
         for text, p in zip(texts, probs.tolist(), strict=True):
             best = max(range(len(p)), key=p.__getitem__)

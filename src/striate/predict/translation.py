@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from striate.apps.translation import TASK, translator_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.data.words import detokenize, tokenize
-from striate.errors import StriateError
+from striate.errors import StriateError, not_finite_error
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import Predictor, as_list, check_float, check_int, check_text, no_unknown
@@ -75,6 +76,8 @@ class TranslationPredictor(Predictor):
         if not any(s.strip() for s in sentences):
             raise StriateError("every sentence is blank")
         found = self.translator.translate_scored(sentences, beam, alpha, max_length)
+        if any(score is not None and not math.isfinite(score) for _, score in found):
+            raise not_finite_error()
         return [
             {
                 "source": s,

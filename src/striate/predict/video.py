@@ -11,7 +11,7 @@ import torch
 from striate.apps.video import TASK, video_model_from_checkpoint
 from striate.artifacts.checkpoint import Checkpoint
 from striate.data.sources.video import load_clip
-from striate.errors import StriateError
+from striate.errors import StriateError, check_finite
 from striate.models import count_parameters
 from striate.predict import register_predictor
 from striate.predict.base import Predictor, no_unknown
@@ -90,7 +90,8 @@ class VideoPredictor(Predictor):
         no_unknown(options, self.options)
         x = self.frames(inputs)
         with torch.inference_mode():
-            probs = self.model(x.unsqueeze(0).to(self.device))[0].float().softmax(-1).cpu()
+            logits = check_finite(self.model(x.unsqueeze(0).to(self.device))[0].float())
+        probs = logits.softmax(-1).cpu()
         best = probs.max(-1)
         return {
             "frames": [
