@@ -300,3 +300,21 @@ def test_ctrl_c_waits_for_the_step_boundary_then_validates_and_saves(
     ckpt = load_checkpoint(resolve_checkpoint(tmp_path / "c"))
     assert ckpt.meta["step"] == 3 and ckpt.meta["history"][-1]["phase"] == "val"
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
+
+
+def test_flags_a_resume_would_ignore_are_one_line(tmp_path, capsys):
+    args = ["train", "sentiment", "--resume", "r", "--runs-dir", str(tmp_path)]
+    assert main([*args, "--hidden", "16", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--hidden, --lr cannot change with --resume" in err, err
+    assert main([*args, "--epochs", "3", "--no-progress"]) == 2  # allowed: on to the run
+    assert "no run found at r" in capsys.readouterr().err
+
+
+def test_a_budget_too_short_for_one_step_still_ends_measured_and_saved(reviews, tmp_path):
+    result = sa.train(_config(reviews, tmp_path, "blink", time_budget=1e-9))
+    assert result.fit.step == 0 and "loss" in result.fit.final
+    assert (
+        result.fit.checkpoint is not None
+        and load_checkpoint(result.fit.checkpoint).meta["step"] == 0
+    )

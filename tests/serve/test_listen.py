@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
 
-from striate.cli.main import main  # noqa: E402
+from striate.cli.main import main
 
 
 def test_a_taken_port_is_one_line_before_loading(tmp_path, capsys):

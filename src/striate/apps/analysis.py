@@ -26,6 +26,7 @@ from striate.analysis.inspect_cnn import (
     grad_cam,
     inner_network,
 )
+from striate.analysis.memory import check_activations
 from striate.analysis.receptive_field import LayerField, receptive_fields
 from striate.analysis.toeplitz_view import matrix_shape, toeplitz_view
 from striate.apps.image_classification import load_classifier
@@ -295,6 +296,9 @@ def receptive_field_picture(
     (``receptive-field-LAYER.png``). ``layer`` defaults to the deepest layer whose field is
     smaller than the image."""
     model, size, channels, folder, prefix = _model_or_run(model_or_run, image_size, runs_dir)
+    # two passes with gradients over the picture: refuse a side they could not fit in memory
+    shape = (1, channels, size, size)
+    check_activations(model, (torch.empty(shape, device="meta"),), f"a {size}x{size} image", 2)
     fields = receptive_fields(inner_network(model), size)
     field = choose_field_layer(fields, layer, size)
     if image is None:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from striate.analysis.memory import check_activations
 from striate.analysis.summary import ModelSummary, summarize
 from striate.artifacts.checkpoint import load_checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT, locate_checkpoint
@@ -39,6 +40,10 @@ _DEFAULT_LENGTH = {
     "image-captioning": 16,
     "video-classification": 8,
 }
+# the longest sequence a summary runs: the shapes it shows are the same for any length, and
+# a translator's attention or a long unrolled RNN grows in time and memory with it
+MAX_SUMMARY_LENGTH = 4_096
+MAX_SUMMARY_FRAMES = 1_024  # as ``--frames`` of a video run (values.MAX_FRAMES)
 
 
 def _image_input(input_size: Sequence[int] | None, channels: int, size: int) -> tuple[int, int]:
@@ -51,6 +56,14 @@ def _image_input(input_size: Sequence[int] | None, channels: int, size: int) -> 
     if len(input_size) == 3 and input_size[1] == input_size[2]:
         return input_size[0], input_size[1]
     raise StriateError(f"image input size must be S, C,S or C,S,S, got {list(input_size)}")
+
+
+def _image(net: nn.Module, channels: int, size: int) -> torch.Tensor:
+    """A random (1, C, S, S) image, once :func:`check_activations` has found that ``net``'s
+    pass over it fits (a side of 100000 is refused before allocating 120 GB of input)."""
+    shape = (1, channels, size, size)
+    check_activations(net, (torch.empty(shape, device="meta"),), f"a {size}x{size} image")
+    return torch.rand(shape)
 
 
 def _ids(length: int) -> torch.Tensor:
@@ -69,7 +82,7 @@ def _run_model(
         channels, size = _image_input(
             input_size, meta["input"]["channels"], meta["input"]["image_size"]
         )
-        return model.net, (torch.rand(1, channels, size, size),), size, kind
+        return model.net, (_image(model.net, channels, size),), size, kind
     if kind not in _DEFAULT_LENGTH:
         raise StriateError(f"{ref} holds a {kind or 'unknown'} model, which has no summary")
     if input_size and len(input_size) != 1:
@@ -77,6 +90,10 @@ def _run_model(
     length = input_size[0] if input_size else _DEFAULT_LENGTH[kind]
     if length < 1:
         raise StriateError("input length must be positive")
+    limit = MAX_SUMMARY_FRAMES if kind == "video-classification" else MAX_SUMMARY_LENGTH
+    if length > limit:
+        what = "frames" if kind == "video-classification" else "input length"
+        raise StriateError(f"{what} {length} is over the limit {limit} for a summary")
     ids, lengths = _ids(length), torch.tensor([length])
     if kind == "text-generation":
         from striate.apps.text_generation import load_text_model
@@ -103,7 +120,9 @@ def _run_model(
     net, meta = load_video_model(ref, runs_dir)
     cfg = meta["model"]
     channels, size = cfg.get("in_channels", 1), cfg.get("image_size", 32)
-    return net, (torch.rand(1, length, channels, size, size),), None, kind
+    clip = torch.empty(1, length, channels, size, size, device="meta")
+    check_activations(net, (clip,), f"a clip of {length} frames of {size}x{size}")
+    return net, (torch.rand(clip.shape),), None, kind
 
 
 def model_summary(
@@ -116,7 +135,7 @@ def model_summary(
     if ref in list_models():
         channels, size = _image_input(input_size, 3, get_model_spec(ref).image_size)
         net = create_model(ref, 10, channels, size)
-        inputs = (torch.rand(1, channels, size, size),)
+        inputs = (_image(net, channels, size),)
         return summarize(net, inputs, image_size=size), f"{ref} (10 classes)"
     net, inputs, size, kind = _run_model(ref, input_size, runs_dir)
     return summarize(net, inputs, image_size=size), f"{ref} ({kind})"

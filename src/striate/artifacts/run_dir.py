@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -53,10 +54,10 @@ class RunDir:
         return found[-1]
 
     def start(self) -> None:
-        """Make the folder a training run writes into, and write its ``config.json``: called
-        when training is about to take its first step, so that a run refused before then
-        (fp16 on a CPU, a resume that asks for less than it has done) leaves no folder behind,
-        or its old configuration untouched."""
+        """Write the run's ``config.json`` (making its folder if need be): called when training
+        is about to take its first step, so that a run refused before then (fp16 on a CPU, a
+        resume that asks for less than it has done) leaves its old configuration untouched,
+        and a new one an empty folder that :meth:`discard_if_empty` removes."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -64,6 +65,11 @@ class RunDir:
         self.make_writable()
         if self.pending_config is not None:
             self.write_config(self.pending_config)
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder of a run refused before it started (an empty folder only)."""
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
     def make_writable(self) -> None:
         """Refuse, before any training, a run whose files can't be written where they go: a
@@ -97,8 +103,8 @@ class RunDir:
 
 
 def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> RunDir:
-    """A new run ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``), never one in use;
-    :meth:`RunDir.start` creates it."""
+    """Create ``root/name`` (default name: ``prefix-YYYYmmdd-HHMMSS``), never one in use;
+    it stays empty until :meth:`RunDir.start`."""
     root = Path(root)
     path = root / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not name:  # a default name never collides: two runs started in the same second
@@ -107,6 +113,10 @@ def new_run(name: str | None, prefix: str, root: str | Path = DEFAULT_ROOT) -> R
             path, n = root / f"{stem}-{n}", n + 1
     if path.exists() and any(path.iterdir()):
         raise StriateError(f"run directory {path} already exists; pick another --name or --resume")
+    try:
+        path.mkdir(parents=True, exist_ok=True)  # the name is taken from now on
+    except OSError as exc:
+        raise StriateError(f"cannot create run directory {path}: {exc.strerror}") from None
     return RunDir(path)
 
 

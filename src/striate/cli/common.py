@@ -76,7 +76,8 @@ def train_or_resume(task: Any, args: argparse.Namespace, **values: Any) -> Any:
     config that :func:`task_config` builds from the task's config class, the flags and
     ``values``.
     """
-    if args.resume:
+    if args.resume is not None:  # --resume '' is refused, not a new run
+        refuse_changes_on_resume(args)
         return task.resume(args.resume, args.runs_dir, **resume_overrides(args))
     return task.train(task_config(task.config, args, **values))
 
@@ -92,7 +93,7 @@ def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[
     """
     from striate.data.sources.text import read_text_file
 
-    content = sys.stdin.read().replace("\r\n", "\n") if file == "-" else read_text_file(file)
+    content = read_stdin_text() if file == "-" else read_text_file(file)
     lines = content.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -100,6 +101,49 @@ def read_lines(file: str, what: str = "text", keep_blank: bool = False) -> list[
     if not texts:
         raise StriateError(f"{'standard input' if file == '-' else file} holds no {what}s")
     return lines if keep_blank else texts
+
+
+def read_stdin_text() -> str:
+    """All of standard input as text, checked as a file is (binary or non-UTF-8 input is a
+    one-line error rather than garbage predictions); a closed stdin (``<&-``) is one line
+    too, not an AttributeError."""
+    from striate.data.sources.text import decode_utf8_text
+
+    stream = sys.stdin
+    if stream is None:
+        raise StriateError("standard input is closed")
+    try:
+        buffer = getattr(stream, "buffer", None)
+        data = buffer.read() if buffer is not None else stream.read()
+    except (OSError, ValueError) as exc:  # a closed descriptor, or a stream closed in Python
+        raise StriateError(f"cannot read standard input: {exc}") from None
+    if isinstance(data, str):  # a text stream without bytes behind it (a test's StringIO)
+        data = data.encode("utf-8", "surrogateescape")
+    return decode_utf8_text(data, "standard input")
+
+
+# what a resumed run may be given: a new length, where it runs, and how it reports
+_RESUME_FLAGS = {"resume", "runs_dir", "epochs", "max_steps", "time_budget", "device"}
+_RESUME_FLAGS |= {"checkpoint_every", "checkpoint_minutes", "no_progress"}
+
+
+def refuse_changes_on_resume(args: argparse.Namespace) -> None:
+    """One line naming every other flag given with ``--resume``: a resumed run keeps its own
+    model, data and recipe, so a changed ``--model`` or ``--lr`` would otherwise be ignored
+    without a word."""
+    parser = args.train_parser
+    defaults = vars(parser.parse_args([]))
+    changed = [
+        "--" + dest.replace("_", "-")
+        for dest, value in vars(args).items()
+        if dest in defaults and dest not in _RESUME_FLAGS and value != defaults[dest]
+    ]
+    if changed:
+        allowed = ", ".join("--" + d.replace("_", "-") for d in sorted(_RESUME_FLAGS - {"resume"}))
+        raise StriateError(
+            f"a resumed run keeps its settings: {', '.join(changed)} cannot change with "
+            f"--resume (it takes {allowed})"
+        )
 
 
 def resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,6 +233,7 @@ def add_eval_args(
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """The training loop's flags, shared by every ``striate train`` task."""
+    p.set_defaults(train_parser=p)  # what a resume compares the flags with
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])

@@ -259,7 +259,23 @@ def _machine_refusal(exc: BaseException) -> str | None:
     return None
 
 
+def _usable_streams() -> None:
+    """Make stdout and stderr safe to print to: a stream the shell closed (``>&-``) becomes
+    os.devnull, so output is dropped rather than failing with an AttributeError, and a
+    character the terminal's encoding cannot show (the bars of ``classify``, "café" under
+    ``PYTHONIOENCODING=ascii``) is written as a backslash escape instead of failing the
+    command after it has done its work."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+        stream = getattr(sys, name)
+        if callable(getattr(stream, "reconfigure", None)):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _usable_streams()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

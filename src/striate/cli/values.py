@@ -154,6 +154,23 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
 }
 FALLBACK_TYPES: dict[type, Callable[[str], Any]] = {int: _count("count"), float: finite_float}
 
+# the limits of the predictors (striate.predict.base.Limits and the classifier's top-k) for
+# the commands that call them, so the parser's refusal names the limit that applies rather
+# than a looser one of the same flag elsewhere (``--top-k 0`` is "all" for ``sample`` only)
+MAX_PREDICT_BEAM = 50
+MAX_PREDICT_LENGTH = 1_000  # tokens of one generated translation or caption
+MAX_SHOWN_CLASSES = 100_000
+MAX_SAMPLE_TOP_K = 1_000_000
+# the kind of a flag of one command, by (command, destination): over VALUE_TYPES
+COMMAND_VALUE_TYPES: dict[tuple[str, str], Callable[[str], Any]] = {
+    ("classify", "top_k"): _size(MAX_SHOWN_CLASSES, "top-k"),
+    ("sample", "top_k"): bounded_int(0, MAX_SAMPLE_TOP_K, "top-k"),
+    ("translate", "beam"): _size(MAX_PREDICT_BEAM, "beam size"),
+    ("caption", "beam"): _size(MAX_PREDICT_BEAM, "beam size"),
+    ("translate", "max_length"): _size(MAX_PREDICT_LENGTH, "maximum length"),
+    ("caption", "max_length"): _size(MAX_PREDICT_LENGTH, "maximum length"),
+}
+
 
 def _probe(text: str) -> Path:
     """``text`` as a path, refusing an empty one and one that loops through symlinks."""
@@ -228,13 +245,16 @@ PATH_TYPES: dict[str, Callable[[str], str]] = {
 
 def check_values(parser: argparse.ArgumentParser) -> None:
     """Give every plain ``int``/``float`` flag of ``parser`` and of its sub-commands its
-    checked type from :data:`VALUE_TYPES` (or the fallback for its kind), and every path
-    flag its type from :data:`PATH_TYPES`."""
+    checked type from :data:`COMMAND_VALUE_TYPES` or :data:`VALUE_TYPES` (or the fallback
+    for its kind), and every path flag its type from :data:`PATH_TYPES`."""
+    command = parser.prog.partition(" ")[2]  # "classify", "train translate"
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in set(action.choices.values()):
                 check_values(sub)
         elif action.type in FALLBACK_TYPES and action.choices is None:
-            action.type = VALUE_TYPES.get(action.dest, FALLBACK_TYPES[action.type])
+            checked = COMMAND_VALUE_TYPES.get((command, action.dest))
+            checked = checked or VALUE_TYPES.get(action.dest)
+            action.type = checked or FALLBACK_TYPES[action.type]
         elif action.type is None and action.option_strings and action.dest in PATH_TYPES:
             action.type = PATH_TYPES[action.dest]

@@ -137,12 +137,51 @@ def download(
     if not urls:
         raise StriateError(f"no download address known for {dest.name}")
     part = dest.with_suffix(dest.suffix + ".part")
+    created = _missing_folders(dest.parent)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise StriateError(
             f"cannot create {dest.parent} to download {dest.name}: {exc.strerror or exc}"
         ) from None
+    try:
+        return _download_into(urls, dest, part, sha256, md5, progress, timeout)
+    except BaseException:
+        _remove_empty(created)  # a partial file to resume keeps its folder
+        raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: the
+    folders a download would create, and so the ones to remove again if it fails."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty, so a failed download
+    leaves no empty folder behind that looks like a data set is there."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a partial download to resume), or gone already
+            return
+
+
+def _download_into(
+    urls: Sequence[str],
+    dest: Path,
+    part: Path,
+    sha256: str | None,
+    md5: str | None,
+    progress: bool,
+    timeout: float,
+) -> Path:
+    """Try each mirror in turn into ``part``, then move it to ``dest`` once verified."""
     failures: list[str] = []
     for url in urls:
         resume = True

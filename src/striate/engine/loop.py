@@ -87,10 +87,15 @@ def fit(
     Raises:
         Interrupted: after Ctrl-C, once the final validation and checkpoint are done.
     """
-    t = Training(
-        model, step, train, val, config, run, meta, dist or DistContext(), on_epoch_end, on_log
-    )
-    t.restore(resume_from)
+    try:
+        t = Training(
+            model, step, train, val, config, run, meta, dist or DistContext(), on_epoch_end, on_log
+        )
+        t.restore(resume_from)
+    except BaseException:
+        if run is not None:  # refused before the first step: a new run leaves no folder
+            run.discard_if_empty()
+        raise
     trainable = t.dist.wrap(model, t.device)
     if config.compile:
         trainable = torch.compile(trainable)

@@ -92,6 +92,8 @@ def read_image_file(
             before anything is decoded, so a decompression bomb costs nothing).
     """
     name = "the image" if isinstance(path, bytes) else str(path)
+    if not name:  # Path("") is the current directory: say what was given instead
+        raise StriateError("an empty path is not an image file")
     path = path if isinstance(path, bytes) else Path(path)
     if channels not in (None, 1, 3):
         raise StriateError(f"channels must be 1 or 3, got {channels}")
@@ -183,7 +185,10 @@ class FolderIndex:
 
     @classmethod
     def scan(cls, path: str | Path) -> FolderIndex:
-        root = Path(str(path).removeprefix("folder:")).expanduser()
+        text = str(path).removeprefix("folder:")
+        if not text:  # Path("") is the current directory: never search it by accident
+            raise StriateError("folder: needs a path, as in folder:photos")
+        root = Path(text).expanduser()
         if not root.exists():
             if root.is_symlink():
                 raise StriateError(f"image folder {root} is a symlink that loops or leads nowhere")

@@ -26,6 +26,7 @@ import torch
 
 from striate.data.sources.images import load_image_data
 from striate.data.sources.video import VideoData
+from striate.data.transforms.functional import MAX_RESIZE_BYTES
 from striate.errors import StriateError
 
 __all__ = ["MovingDigits", "generate_moving_digits", "load_moving_digits"]
@@ -99,6 +100,20 @@ def _bounce(start: np.ndarray, velocity: np.ndarray, frames: int, span: int) -> 
     return np.rint(np.where(folded > span, 2 * span - folded, folded)).astype(np.int64)
 
 
+def check_clip_memory(clips: int, frames: int, size: int, glyph_size: int) -> None:
+    """Refuse, before allocating, a set whose frames (and the digits drawn into them) would
+    take more than :data:`MAX_RESIZE_BYTES`: every clip is generated in memory, so a count
+    the parser accepts (``--clips 100000000``) would otherwise fill the machine's memory."""
+    per_clip = frames * (size * size + glyph_size * glyph_size)  # uint8 canvas and glyphs
+    if clips * per_clip > MAX_RESIZE_BYTES:
+        raise StriateError(
+            f"{clips:,} clips of {frames} frames of {size}x{size} pixels would take "
+            f"{clips * per_clip / 2**30:.1f} GiB, over the limit of "
+            f"{MAX_RESIZE_BYTES / 2**30:.0f} GiB; ask for at most "
+            f"{MAX_RESIZE_BYTES // per_clip:,} clips"
+        )
+
+
 def generate_moving_digits(
     spec: MovingDigits,
     clips: int,
@@ -125,8 +140,9 @@ def generate_moving_digits(
     """
     if clips < 1:
         raise StriateError(f"the number of clips must be positive, got {clips}")
-    rng = np.random.default_rng([seed % (1 << 63), clips])
     n, t, s, d = clips, spec.frames, spec.image_size, spec.glyph_size
+    check_clip_memory(n, t, s, d)
+    rng = np.random.default_rng([seed % (1 << 63), clips])
     span = s - d
 
     # what is shown: segments of one glyph each, a new segment at every change

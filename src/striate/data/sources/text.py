@@ -97,17 +97,25 @@ def read_text_file(path: str | Path) -> str:
         raise StriateError(f"{path} is a directory, not a text file") from None
     except OSError as exc:
         raise StriateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = decode_utf8_text(data, str(path))
+    if not text.strip():
+        raise StriateError(f"text file {path} is empty")
+    return text
+
+
+def decode_utf8_text(data: bytes, where: str) -> str:
+    """``data`` as UTF-8 text (a byte-order mark dropped, CRLF made LF); a one-line
+    :class:`StriateError` naming ``where`` if it is binary or not UTF-8. Shared by files and
+    standard input, so that bytes piped in are refused exactly as the same bytes in a file."""
     if b"\x00" in data:
-        raise StriateError(f"{path} looks like a binary file (it holds NUL bytes), not text")
+        raise StriateError(f"{where} looks like a binary file (it holds NUL bytes), not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise StriateError(
-            f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "convert it to UTF-8 first"
         ) from None
-    if not text.strip():
-        raise StriateError(f"text file {path} is empty")
     return text.replace("\r\n", "\n")
 
 

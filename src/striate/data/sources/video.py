@@ -178,6 +178,8 @@ def _load_folder(
     val_fraction: float,
     seed: int,
 ) -> VideoData:
+    if not path:  # Path("") is the current directory: never search it by accident
+        raise StriateError(f"{FOLDER_PREFIX} needs a path, as in {FOLDER_PREFIX}clips")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise StriateError(f"clip folder {root} does not exist or is not a directory")
