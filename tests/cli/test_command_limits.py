@@ -38,3 +38,11 @@ def test_the_same_flag_keeps_its_own_meaning_elsewhere():
 def test_an_empty_image_path_is_called_one():
     with pytest.raises(StriateError, match=r"^an empty path is not an image file$"):
         read_image_file("")
+
+
+def test_the_parsers_limits_are_the_predictors():
+    from striate.cli import values
+    from striate.predict.base import Limits
+
+    assert values.MAX_PREDICT_BEAM == Limits().max_beam
+    assert values.MAX_PREDICT_LENGTH == Limits().max_length
