@@ -318,3 +318,12 @@ def test_a_budget_too_short_for_one_step_still_ends_measured_and_saved(reviews, 
         result.fit.checkpoint is not None
         and load_checkpoint(result.fit.checkpoint).meta["step"] == 0
     )
+
+
+def test_a_resume_without_a_complete_checkpoint_says_it_starts_again(reviews, tmp_path, capsys):
+    sa.train(_config(reviews, tmp_path, "torn", max_steps=3))
+    for meta in (tmp_path / "torn" / "checkpoints").glob("step-*/meta.json"):
+        meta.unlink()  # every checkpoint incomplete
+    capsys.readouterr()
+    assert sa.resume("torn", tmp_path, max_steps=1).fit.step == 1  # from step 0 again
+    assert "holds no complete checkpoint" in capsys.readouterr().err

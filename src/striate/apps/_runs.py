@@ -9,7 +9,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from striate.artifacts.checkpoint import META_FILE, list_checkpoints
+from striate.artifacts.checkpoint import META_FILE, PREFIX, list_checkpoints
 from striate.artifacts.run_dir import DEFAULT_ROOT, RunDir, locate_checkpoint, new_run, open_run
 from striate.engine.device import device_available
 from striate.engine.distributed import DistContext
@@ -94,6 +94,12 @@ def prepare_run(
         resume_from = found[-1] if found else None
         if dist.is_main:
             run.make_writable()
+            if resume_from is None and any(run.checkpoints.glob(f"{PREFIX}*")):
+                print(
+                    f"striate: {run.checkpoints} holds no complete checkpoint (none has its "
+                    f"{META_FILE}); training from step 0",
+                    file=sys.stderr,
+                )
     elif dist.is_main:
         run = new_run(config.name, prefix, config.runs_dir)
     if run is None or not dist.is_main:
