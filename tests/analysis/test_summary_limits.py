@@ -65,3 +65,13 @@ def test_generated_clips_that_do_not_fit_are_refused_naming_the_count_that_does(
         generate_moving_digits(MovingDigits(), 209_716, 0, glyphs, classes)
     data = generate_moving_digits(MovingDigits(frames=4), 3, 0, glyphs, classes)
     assert tuple(data.frames.shape) == (3, 4, 1, 32, 32)
+
+
+def test_a_test_split_that_would_not_fit_is_refused_before_training(tmp_path, capsys):
+    from striate.cli.main import main
+
+    args = ["train", "video", "--runs-dir", str(tmp_path), "--no-progress"]
+    assert main([*args, "--clips", "8", "--val-clips", "4", "--test-clips", "99999999"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "99,999,999 clips" in err, err
+    assert not any(tmp_path.iterdir())  # refused before any clip was made or run started

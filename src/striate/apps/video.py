@@ -35,7 +35,7 @@ from striate.apps._task import (
 from striate.artifacts.checkpoint import Checkpoint
 from striate.artifacts.run_dir import DEFAULT_ROOT
 from striate.data.batching import TensorBatches
-from striate.data.sources.moving_digits import MovingDigits
+from striate.data.sources.moving_digits import MovingDigits, check_clip_memory
 from striate.data.sources.video import (
     FOLDER_PREFIX,
     MOVING_DIGITS,
@@ -170,6 +170,10 @@ def train(config: VideoTrainConfig, resume: str | Path | None = None) -> VideoTr
     """Train a CNN + RNN frame classifier; ``resume`` (a run directory) continues it exactly."""
     dist, _, shard = placement(config.engine.device)
     facts = _data_facts(config)
+    if facts["source"] == MOVING_DIGITS:  # every split generated must fit, the test one too
+        spec = _spec(facts)
+        for count in facts["clips"].values():
+            check_clip_memory(count, spec.frames, spec.image_size, spec.glyph_size)
     train_set = _load(facts, "train")
     # the validation clips must match the training frames (a folder's size comes from it)
     fixed = {"image_size": train_set.image_size, "channels": train_set.channels}
