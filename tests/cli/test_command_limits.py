@@ -44,5 +44,5 @@ def test_the_parsers_limits_are_the_predictors():
     from striate.cli import values
     from striate.predict.base import Limits
 
-    assert values.MAX_PREDICT_BEAM == Limits().max_beam
-    assert values.MAX_PREDICT_LENGTH == Limits().max_length
+    assert Limits().max_beam == values.MAX_PREDICT_BEAM
+    assert Limits().max_length == values.MAX_PREDICT_LENGTH
