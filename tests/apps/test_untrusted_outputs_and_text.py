@@ -3,7 +3,7 @@ weights, or weights so large the logits overflow) and text that is not valid Uni
 surrogates: undecodable bytes of argv, "\\ud800" in JSON). Each is one line on the command
 line and a 400 from the web server, never a traceback, a 500 or ``NaN`` in JSON.
 
-The runs are untrained models written straight to a checkpoint (see test_task_metadata)."""
+The runs are untrained models written straight to a checkpoint (see untrained_runs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from test_task_metadata import image_run, sentiment_run, text_run, video_run
+from untrained_runs import image_run, sentiment_run, text_run, video_run
 
 import striate
 from striate.cli.main import main

@@ -84,22 +84,20 @@ def prepare_run(
     A new run gets a fresh directory; a resumed one continues in its own, from its latest
     checkpoint, or from step 0 if it was stopped before its first checkpoint. On rank 0 the
     run carries the resolved configuration, which the engine writes as ``config.json`` when
-    training starts (:meth:`RunDir.start`); a resumed run is first checked for files of the
-    wrong kind (a file where ``checkpoints/`` belongs).
+    training starts (:meth:`RunDir.start`, which also refuses files of the wrong kind, such
+    as a file where ``checkpoints/`` belongs).
     """
     run, resume_from = None, None
     if resume is not None:
         run = open_run(resume, config.runs_dir)
         found = list_checkpoints(run.checkpoints)
         resume_from = found[-1] if found else None
-        if dist.is_main:
-            run.make_writable()
-            if resume_from is None and any(run.checkpoints.glob(f"{PREFIX}*")):
-                print(
-                    f"striate: {run.checkpoints} holds no complete checkpoint (none has its "
-                    f"{META_FILE}); training from step 0",
-                    file=sys.stderr,
-                )
+        if dist.is_main and resume_from is None and any(run.checkpoints.glob(f"{PREFIX}*")):
+            print(
+                f"striate: {run.checkpoints} holds no complete checkpoint (none has its "
+                f"{META_FILE}); training from step 0",
+                file=sys.stderr,
+            )
     elif dist.is_main:
         run = new_run(config.name, prefix, config.runs_dir)
     if run is None or not dist.is_main:
